@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from sagan_viz.devices import resolve_device
+
 
 @dataclass(frozen=True)
 class ProcessInfo:
@@ -37,21 +39,8 @@ def process_info_from_environment() -> ProcessInfo:
 
 
 def select_device(requested: str, process: ProcessInfo) -> torch.device:
-    """auto: cuda, then mps, then cpu; a forced device that is absent is a clear error."""
-    if requested == "auto":
-        if torch.cuda.is_available():
-            requested = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            requested = "mps"
-        else:
-            requested = "cpu"
-    if requested == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for, but PyTorch sees no CUDA GPU")
-        return torch.device("cuda", process.local_rank % torch.cuda.device_count())
-    if requested == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps was asked for, but this PyTorch has no MPS device")
-    return torch.device(requested)
+    """auto: cuda, then mps, then cpu; each process takes the GPU of its local rank."""
+    return resolve_device(requested, index=process.local_rank)
 
 
 def start_process_group(process: ProcessInfo, device: torch.device) -> None:

@@ -1,0 +1,50 @@
+"""Coordinates: displayed pixels, feature-map cells, flattened positions, key grids."""
+from __future__ import annotations
+
+import torch
+
+
+def pixel_to_cell(
+    x: float, y: float, display_size: tuple[int, int], grid_shape: tuple[int, int]
+) -> tuple[int, int]:
+    """(row, col) of the feature cell under displayed pixel (x, y).
+
+    display_size is (width, height) of the image as shown; grid_shape is (H, W) of the
+    feature map. Works at any display scale and for non-square grids.
+    """
+    width, height = display_size
+    if not (0 <= x < width and 0 <= y < height):
+        raise ValueError(f"pixel ({x}, {y}) is outside the {width}x{height} image")
+    rows, columns = grid_shape
+    row = min(int(y * rows / height), rows - 1)
+    column = min(int(x * columns / width), columns - 1)
+    return row, column
+
+
+def cell_center(cell: tuple[int, int], grid_shape: tuple[int, int], display_size: tuple[int, int]) -> tuple[float, float]:
+    """(x, y) in displayed pixels of the centre of a cell of a (H, W) grid."""
+    row, column = cell
+    rows, columns = grid_shape
+    width, height = display_size
+    return (column + 0.5) * width / columns, (row + 0.5) * height / rows
+
+
+def cell_to_index(cell: tuple[int, int], grid_shape: tuple[int, int]) -> int:
+    """Flattened position n = row * W + col (the order of flatten_positions)."""
+    row, column = cell
+    rows, columns = grid_shape
+    if not (0 <= row < rows and 0 <= column < columns):
+        raise ValueError(f"cell {cell} is outside the {rows}x{columns} grid")
+    return row * columns + column
+
+
+def index_to_cell(index: int, grid_shape: tuple[int, int]) -> tuple[int, int]:
+    """Inverse of cell_to_index."""
+    return divmod(int(index), grid_shape[1])
+
+
+def attention_row_map(attention: torch.Tensor, query_index: int, key_shape: tuple[int, int]) -> torch.Tensor:
+    """beta_{j, .} for query j reshaped onto the grid the keys live on: (N_query, N_key) -> (H_key, W_key)."""
+    if not 0 <= query_index < attention.shape[0]:
+        raise ValueError(f"query {query_index} is outside 0..{attention.shape[0] - 1}")
+    return attention[query_index].reshape(key_shape)
