@@ -168,6 +168,20 @@ def read_checkpoint(path: str | Path) -> CheckpointContents:
     return contents
 
 
+def read_checkpoint_summary(path: str | Path) -> CheckpointContents:
+    """Config, step and history of a checkpoint from its header alone (no tensors read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    with path.open("rb") as stream:
+        prefix = stream.read(8)
+        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
+        if length > path.stat().st_size:
+            raise CheckpointError(f"{path}: not a safetensors file, or truncated (header length {length})")
+        raw = prefix + stream.read(length)
+    return CheckpointContents(path=path, **_parse_metadata(path, _read_header_metadata(path, raw)))
+
+
 def _check_part(path: Path, part: str, expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))

@@ -1,6 +1,7 @@
 """Run a checkpoint and keep what a click needs: the image and beta of every attention layer."""
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,7 @@ class LoadedModel:
         self.wall_time_s = contents.wall_time_s
         self.device = device
         self.generator_raw, self.generator, self.discriminator = build_networks_from(contents, device)
+        self._lock = threading.Lock()  # capture hooks are per call: one forward at a time per model
 
     @property
     def name(self) -> str:
@@ -130,10 +132,11 @@ class LoadedModel:
             raise ValueError(f"label {label} does not exist: the model has {self.config.num_classes} classes")
         labels = None if label is None else torch.tensor([label], device=self.device)
         z = latent_for_seed(seed, self.config.z_dim).to(self.device)
-        with capture_attention(generator, "G") as g_layers:
-            image = generator(z, labels)
-        with capture_attention(self.discriminator, "D") as d_layers:
-            score = self.discriminator(image, labels)
+        with self._lock:
+            with capture_attention(generator, "G") as g_layers:
+                image = generator(z, labels)
+            with capture_attention(self.discriminator, "D") as d_layers:
+                score = self.discriminator(image, labels)
         return Generation(
             seed=seed, label=label, weights=weights, image=to_uint8_images(image)[0], image_tensor=image,
             layers={**g_layers, **d_layers}, discriminator_score=score.item(),
