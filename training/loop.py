@@ -241,7 +241,7 @@ def _train(options: TrainConfig, config: ModelConfig, resume: bool, device, proc
         G, D = DistributedDataParallel(G), DistributedDataParallel(D)
     sample_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
     sample_labels = torch.arange(64) % config.num_classes if config.conditional else None
-    if state.step == 0:
+    if not state.history["step"]:  # a fresh run; one resumed from the step-0 checkpoint already has this row
         record_history(state.history, 0, None, None, gammas(state.generator, state.discriminator))
         write_snapshot(state, options, options.data, process)
     progress = Progress(options.steps, state.step, enabled=options.progress and process.is_main)
