@@ -206,7 +206,8 @@ def _check_part(path: Path, part: str, expected: dict[str, torch.Tensor], found:
 def _check_architecture(contents: CheckpointContents) -> None:
     # Built on the CPU, not the meta device: there, spectral norm's power iterations run through
     # Python reference kernels and cost ~2 s of CPU per read even for a tiny model (~0.05 s here).
-    generator, discriminator = Generator(contents.config), Discriminator(contents.config)
+    with torch.random.fork_rng(devices=[]):  # the random init must not move the caller's RNG
+        generator, discriminator = Generator(contents.config), Discriminator(contents.config)
     for part, module in (("G", generator), ("G_ema", generator), ("D", discriminator)):
         _check_part(contents.path, part, module.state_dict(), contents.state_dicts[part])
 

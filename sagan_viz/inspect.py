@@ -41,6 +41,7 @@ class Generation:
     image_tensor: torch.Tensor  # (1, 3, H, W) in [-1, 1], as G produced it
     layers: dict[str, LayerCapture]  # G's layers first, then D's (run on this image)
     discriminator_score: float
+    step: int | None = None  # training step of the checkpoint that made it
 
     @property
     def attention(self) -> dict[str, torch.Tensor]:
@@ -139,7 +140,7 @@ class LoadedModel:
                 score = self.discriminator(image, labels)
         return Generation(
             seed=seed, label=label, weights=weights, image=to_uint8_images(image)[0], image_tensor=image,
-            layers={**g_layers, **d_layers}, discriminator_score=score.item(),
+            layers={**g_layers, **d_layers}, discriminator_score=score.item(), step=self.step,
         )
 
 

@@ -1,0 +1,44 @@
+"""The studio: build_app(...) -> gr.Blocks. Building never launches, so tests can drive it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from ..devices import describe_device, resolve_device
+from .catalog import ModelCache, discover_checkpoints, entry_for, newest_checkpoint
+from .compare_tab import CompareTab
+from .dynamics_tab import DynamicsTab
+from .inspect_tab import InspectTab
+
+INTRO = (
+    "# sagan-viz · inside a self-attention GAN\n"
+    "Generate an image, then **click pixels**: each click is a query point *j*, and the map beside it is "
+    "its attention row β<sub>j,·</sub> (Zhang et al. 2018, eq. 1) with arrows to where it looks. "
+    "Running on **{device}**."
+)
+
+
+def build_app(
+    checkpoint_dir: str | Path = "checkpoints", checkpoint: str | Path | None = None, device: str = "auto"
+) -> gr.Blocks:
+    """The whole studio over the checkpoints in checkpoint_dir (plus an explicit one, opened first)."""
+    torch_device = resolve_device(device)
+    entries = discover_checkpoints(checkpoint_dir) if Path(checkpoint_dir).is_dir() else []
+    default = newest_checkpoint(entries)
+    if checkpoint is not None:
+        default = entry_for(checkpoint)  # a bad --checkpoint fails here, before any server starts
+        entries = [e for e in entries if e.path.resolve() != default.path.resolve()] + [default]
+    cache = ModelCache(torch_device)
+    with gr.Blocks(title="sagan-viz") as demo:
+        gr.Markdown(INTRO.format(device=describe_device(torch_device)))
+        if not entries:
+            gr.Markdown(f"No checkpoints found in `{checkpoint_dir}`: upload one in the Inspect tab.")
+        with gr.Tabs():
+            with gr.Tab("Inspect", id="inspect"):
+                InspectTab(cache, entries, default).build()
+            with gr.Tab("Compare", id="compare"):
+                CompareTab(cache, entries, default).build()
+            with gr.Tab("Training dynamics", id="dynamics"):
+                DynamicsTab(entries, default).build(demo)
+    return demo

@@ -1,0 +1,98 @@
+"""Which checkpoints the studio offers, and the one shared thing: a read-only cache of loaded models."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..checkpoint import CheckpointError, read_checkpoint, read_checkpoint_summary
+from ..inspect import LoadedModel
+from ..networks import attention_layer_names
+
+
+@dataclass(frozen=True)
+class CheckpointEntry:
+    """A checkpoint as the studio lists it."""
+
+    path: Path
+    run: str  # the folder it sits in
+    step: int
+    layers: tuple[str, ...]  # attention layer names, G's first
+    resolution: int
+
+    @property
+    def has_attention(self) -> bool:
+        """False for a baseline without self-attention."""
+        return bool(self.layers)
+
+    @property
+    def label(self) -> str:
+        """What a dropdown shows, e.g. 'faces32-sagan · step 4000'."""
+        attention = "" if self.has_attention else " · no attention"
+        return f"{self.run} · step {self.step}{attention} · {self.resolution}px"
+
+
+def entry_for(path: str | Path) -> CheckpointEntry:
+    """Describe one checkpoint from its header (raises CheckpointError on a bad file)."""
+    summary = read_checkpoint_summary(path)
+    config = summary.config
+    return CheckpointEntry(
+        path=Path(path), run=Path(path).parent.name, step=summary.step,
+        layers=tuple(attention_layer_names(config)), resolution=config.resolution,
+    )
+
+
+def discover_checkpoints(folder: str | Path) -> list[CheckpointEntry]:
+    """Every readable *.safetensors checkpoint below folder, by run then step; unreadable files skipped."""
+    entries = []
+    for path in sorted(Path(folder).rglob("*.safetensors")):
+        try:
+            entries.append(entry_for(path))
+        except CheckpointError:
+            continue  # e.g. the feature network of the metrics, or a damaged file
+    return sorted(entries, key=lambda e: (e.run, e.step))
+
+
+def newest_checkpoint(entries: list[CheckpointEntry]) -> CheckpointEntry | None:
+    """The default to open: the latest step of a run with attention (any run if none has)."""
+    if not entries:
+        return None
+    return max(entries, key=lambda e: (e.has_attention, e.step, e.resolution == 32, e.run))
+
+
+def all_layer_names(entries: list[CheckpointEntry]) -> list[str]:
+    """Every attention layer name that some checkpoint has, G's first."""
+    names = {name for entry in entries for name in entry.layers}
+    return sorted(names, key=lambda name: (not name.startswith("G."), name))
+
+
+def snapshot_steps(entry: CheckpointEntry, entries: list[CheckpointEntry]) -> list[int]:
+    """Steps of the snapshots that sit beside this one (same run)."""
+    return sorted(e.step for e in entries if e.run == entry.run and e.path.parent == entry.path.parent)
+
+
+class ModelCache:
+    """Loaded models keyed by path, least recently used dropped first; safe across sessions."""
+
+    def __init__(self, device: torch.device, capacity: int = 12) -> None:
+        self.device = device
+        self.capacity = capacity
+        self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, path: str | Path) -> LoadedModel:
+        """The model at path, loaded once (raises CheckpointError on a bad file)."""
+        key = str(Path(path).resolve())
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        model = LoadedModel(read_checkpoint(path), self.device)
+        with self._lock:
+            self._models[key] = model
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+        return model

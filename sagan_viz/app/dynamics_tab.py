@@ -1,0 +1,46 @@
+"""The Training dynamics tab: gamma of every attention layer and the losses, from a checkpoint's history."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..checkpoint import read_checkpoint_summary
+from ..render import gamma_figure, loss_figure
+from .catalog import CheckpointEntry, entry_for, snapshot_steps
+from .errors import shown_to_user
+from .inspect_tab import checkpoint_choices
+
+GAMMA_NOTE = (
+    "γ multiplies the attention branch (y = γ·o + x) and starts at exactly 0. It is signed: a negative γ "
+    "subtracts the attended features, which the next convolution can undo just as well, so the sign alone "
+    "says little; its magnitude says how much the layer's output leans on attention. Dotted lines mark the "
+    "snapshots that sit beside this checkpoint."
+)
+
+
+class DynamicsTab:
+    """Builds the tab and wires one thin callback."""
+
+    def __init__(self, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+        self.entries = entries
+        self.default = default
+
+    @shown_to_user
+    def show(self, checkpoint: str):
+        """Charts of the chosen checkpoint's whole history up to its step."""
+        if not checkpoint:
+            raise ValueError("choose a checkpoint")
+        summary = read_checkpoint_summary(checkpoint)
+        steps = snapshot_steps(entry_for(checkpoint), self.entries)
+        return gamma_figure(summary.history, steps), loss_figure(summary.history)
+
+    def build(self, demo: gr.Blocks) -> None:
+        """Create the components inside the current gr.Blocks; charts fill on page load."""
+        checkpoint = gr.Dropdown(
+            checkpoint_choices(self.entries), value=str(self.default.path) if self.default else None,
+            label="Checkpoint (its history up to its step)", elem_id="dynamics-checkpoint",
+        )
+        gr.Markdown(GAMMA_NOTE)
+        gamma_plot = gr.Plot(label="γ against training step", elem_id="dynamics-gamma")
+        loss_plot = gr.Plot(label="Hinge losses", elem_id="dynamics-loss")
+        checkpoint.change(self.show, [checkpoint], [gamma_plot, loss_plot])
+        demo.load(self.show, [checkpoint], [gamma_plot, loss_plot])

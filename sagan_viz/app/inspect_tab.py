@@ -1,0 +1,132 @@
+"""The Inspect tab: generate, click pixels, see where each query attends."""
+from __future__ import annotations
+
+import dataclasses
+
+import gradio as gr
+
+from .catalog import CheckpointEntry, ModelCache, entry_for
+from .errors import shown_to_user
+from .state import InspectState, add_query, display_click_to_pixel
+from .views import display_scale, inspect_view, save_png
+
+WEIGHT_CHOICES = [("EMA-G (as sampled in the paper)", "ema"), ("G (raw weights of the last step)", "raw")]
+
+
+def checkpoint_choices(entries: list[CheckpointEntry]) -> list[tuple[str, str]]:
+    """Dropdown (label, value) pairs."""
+    return [(entry.label, str(entry.path)) for entry in entries]
+
+
+def status_line(model, generation) -> str:
+    """Which weights, where, in which mode: so comparisons are known to be fair."""
+    weights = "EMA-G" if generation.weights == "ema" else "raw G"
+    label = "" if generation.label is None else f" · class {generation.label}"
+    return (
+        f"**{model.name}** · seed {generation.seed}{label} · {weights} · eval mode · running on "
+        f"**{model.device_label}** · D(x) = {generation.discriminator_score:+.2f}"
+    )
+
+
+class InspectTab:
+    """Builds the tab's components and wires thin callbacks to the library."""
+
+    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+        self.cache = cache
+        self.entries = entries
+        self.default = default
+
+    def render(self, state: InspectState, layer: str | None):
+        """All outputs that depend on (generation, layer, queries)."""
+        view = inspect_view(state.generation, layer or None, state.queries)
+        return view.display, view.figure, view.details, view.grid, save_png(view.figure), state
+
+    @shown_to_user
+    def generate(self, checkpoint: str, seed, weights: str, layer: str | None, state: InspectState):
+        """Load (cached) and generate; queries stay, so seeds can be compared at the same points."""
+        if not checkpoint:
+            raise ValueError("choose a checkpoint first")
+        model = self.cache.get(checkpoint)
+        generation = model.generate(seed=int(seed or 0), weights=weights)
+        layers = model.attention_layer_names()
+        layer = layer if layer in layers else (layers[0] if layers else None)
+        state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation)
+        outputs = self.render(state, layer)
+        return (*outputs, gr.update(choices=layers, value=layer), status_line(model, generation))
+
+    @shown_to_user
+    def click(self, state: InspectState, layer: str | None, event: gr.SelectData):
+        """Add the clicked pixel as a query and answer from the stored beta (no network runs)."""
+        if state.generation is None:
+            raise ValueError("generate an image first")
+        height, width = state.generation.image.shape[:2]
+        scale = display_scale(width)
+        pixel = display_click_to_pixel(tuple(event.index), (width * scale, height * scale), (width, height))
+        return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer)
+
+    @shown_to_user
+    def change_layer(self, state: InspectState, layer: str | None):
+        """Same queries, another layer."""
+        if state.generation is None:
+            return (gr.skip(),) * 6
+        return self.render(state, layer)
+
+    @shown_to_user
+    def remove_last(self, state: InspectState, layer: str | None):
+        """Drop the newest query."""
+        if state.generation is None:
+            return (gr.skip(),) * 6
+        return self.render(dataclasses.replace(state, queries=state.queries[:-1]), layer)
+
+    @shown_to_user
+    def clear(self, state: InspectState, layer: str | None):
+        """Drop every query."""
+        if state.generation is None:
+            return (gr.skip(),) * 6
+        return self.render(dataclasses.replace(state, queries=[]), layer)
+
+    @shown_to_user
+    def upload(self, path: str | None):
+        """Check an uploaded file; a good checkpoint joins the list and is selected."""
+        if not path:
+            return gr.skip(), gr.skip()
+        entry = entry_for(path)  # CheckpointError -> a message, the app stays as it was
+        self.cache.get(path)
+        choices = checkpoint_choices(self.entries) + [(f"uploaded: {entry.label}", str(entry.path))]
+        return gr.update(choices=choices, value=str(entry.path)), f"Loaded **{entry.label}** from the upload."
+
+    def build(self) -> None:
+        """Create the components inside the current gr.Blocks and wire the events."""
+        state = gr.State(InspectState())
+        with gr.Row():
+            with gr.Column(scale=1, min_width=280):
+                checkpoint = gr.Dropdown(
+                    checkpoint_choices(self.entries), value=str(self.default.path) if self.default else None,
+                    label="Checkpoint", elem_id="inspect-checkpoint",
+                )
+                upload = gr.File(label="…or upload a .safetensors checkpoint", file_types=[".safetensors"],
+                                 type="filepath", elem_id="inspect-upload")
+                seed = gr.Number(value=7, precision=0, label="Seed", elem_id="inspect-seed")
+                weights = gr.Radio(WEIGHT_CHOICES, value="ema", label="Generator weights")
+                layer = gr.Dropdown([], label="Attention layer", elem_id="inspect-layer")
+                generate = gr.Button("Generate", variant="primary", elem_id="inspect-generate")
+                status = gr.Markdown(elem_id="inspect-status")
+            with gr.Column(scale=2):
+                image = gr.Image(label="Click a pixel to add a query (up to 5)", interactive=False, format="png",
+                                 elem_id="inspect-image", show_label=True, buttons=[])
+                with gr.Row():
+                    remove = gr.Button("Remove last query", size="sm")
+                    clear = gr.Button("Clear queries", size="sm", elem_id="inspect-clear")
+                    download = gr.DownloadButton("Download figure (PNG)", size="sm", elem_id="inspect-download")
+        figure = gr.Image(label="Where each query attends (β row, arrows to its peaks)", format="png",
+                          interactive=False, elem_id="inspect-figure", buttons=["fullscreen"])
+        details = gr.Markdown(elem_id="inspect-details")
+        grid = gr.Image(label="Raw β grid of the newest query, on the key grid", format="png", interactive=False,
+                        elem_id="inspect-grid", buttons=[])
+        rendered = [image, figure, details, grid, download, state]
+        generate.click(self.generate, [checkpoint, seed, weights, layer, state], [*rendered, layer, status])
+        image.select(self.click, [state, layer], rendered)
+        layer.input(self.change_layer, [state, layer], rendered)
+        remove.click(self.remove_last, [state, layer], rendered)
+        clear.click(self.clear, [state, layer], rendered)
+        upload.upload(self.upload, [upload], [checkpoint, status])

@@ -1,0 +1,42 @@
+"""Per-user state of the studio (lives in gr.State, so two tabs never share queries)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..inspect import Generation
+from ..queries import MAX_QUERIES
+
+
+@dataclass
+class InspectState:
+    """What one user sees in the Inspect tab."""
+
+    checkpoint: str | None = None  # path of the loaded checkpoint
+    generation: Generation | None = None  # the shown image and beta of every layer
+    queries: list[tuple[float, float]] = field(default_factory=list)  # generated-image pixels (x, y)
+
+
+@dataclass
+class CompareState:
+    """What one user sees in the Compare tab: one generation per chosen checkpoint."""
+
+    checkpoints: list[str] = field(default_factory=list)
+    generations: list[Generation | None] = field(default_factory=list)  # None: failed to load
+    queries: list[tuple[float, float]] = field(default_factory=list)
+
+
+def add_query(queries: list[tuple[float, float]], pixel: tuple[float, float]) -> list[tuple[float, float]]:
+    """Append a query; past MAX_QUERIES the oldest one makes room, as in a rolling set of markers."""
+    return (list(queries) + [pixel])[-MAX_QUERIES:]
+
+
+def display_click_to_pixel(
+    index: tuple[int, int], display_size: tuple[int, int], image_size: tuple[int, int]
+) -> tuple[float, float]:
+    """Gradio's click (x, y) on the displayed image -> the centre of that spot in generated-image pixels."""
+    x, y = index
+    display_width, display_height = display_size
+    width, height = image_size
+    if not (0 <= x < display_width and 0 <= y < display_height):
+        raise ValueError(f"click ({x}, {y}) is outside the {display_width}x{display_height} image")
+    return (x + 0.5) * width / display_width, (y + 0.5) * height / display_height

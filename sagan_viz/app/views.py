@@ -1,0 +1,88 @@
+"""What the studio's panels show, assembled from library calls (no Gradio here, so it is testable)."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..analysis import peaks_mass_share
+from ..imaging import upscale_nearest
+from ..inspect import Generation
+from ..queries import figure_for_queries, query_view
+from ..render import QUERY_COLOURS, QueryView, attention_grid_image, draw_markers, paper_figure
+
+DISPLAY_PIXELS = 512  # the clickable image is upscaled (nearest) to about this size
+
+
+@dataclass
+class InspectView:
+    """Everything the Inspect tab shows for one (generation, layer, queries)."""
+
+    display: np.ndarray  # the clickable image with markers
+    figure: Image.Image  # image + one attention map per query, with arrows
+    details: str  # Markdown: per-query true scale of beta
+    grid: np.ndarray | None  # raw beta grid of the newest query
+
+
+def display_scale(resolution: int) -> int:
+    """Integer upscale factor so the clickable image is about DISPLAY_PIXELS wide."""
+    return max(1, DISPLAY_PIXELS // resolution)
+
+
+def query_views(generation: Generation, layer: str | None, pixels) -> list[QueryView]:
+    """One QueryView per clicked pixel, coloured in click order."""
+    if layer is None:
+        return []
+    return [query_view(generation, layer, pixel, QUERY_COLOURS[i]) for i, pixel in enumerate(pixels)]
+
+
+def clickable_image(generation: Generation, views: list[QueryView]) -> np.ndarray:
+    """The generated image upscaled with nearest neighbour, query markers drawn on it."""
+    height, width = generation.image.shape[:2]
+    display = Image.fromarray(upscale_nearest(generation.image, display_scale(width)))
+    return np.asarray(draw_markers(display, views, (width, height)))
+
+
+def describe_queries(generation: Generation, layer: str, views: list[QueryView]) -> str:
+    """A Markdown table of the true scale of each query's beta row."""
+    capture = generation.layers[layer]
+    key_count = capture.attention.shape[1]
+    lines = [
+        f"**{layer}**: queries on a {capture.query_shape[0]}×{capture.query_shape[1]} grid, keys on "
+        f"{capture.key_shape[0]}×{capture.key_shape[1]} (N_key = {key_count}, uniform β = {1 / key_count:.2e}); "
+        f"γ = {capture.gamma:+.4f}. Maps are scaled to their own maximum for display; the true values are below.",
+        "",
+        "| query | pixel (x, y) | cell (row, col) | max β | max β ÷ uniform | mass in arrowed peaks |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, view in enumerate(views):
+        peak = float(view.attention_map.max())
+        lines.append(
+            f"| {index + 1} | ({view.pixel[0]:.0f}, {view.pixel[1]:.0f}) | {view.cell} | {peak:.2e} "
+            f"| {peak * key_count:.1f}× | {peaks_mass_share(view.peaks):.0%} |"
+        )
+    if not views:
+        lines.append("| – | click the image to add a query | | | | |")
+    return "\n".join(lines)
+
+
+def inspect_view(generation: Generation, layer: str | None, pixels) -> InspectView:
+    """Assemble the Inspect tab's panels; a model without attention shows the image and says so."""
+    if layer is None:
+        figure = paper_figure(generation.image, [], None, caption="this checkpoint has no attention layers")
+        return InspectView(clickable_image(generation, []), figure, "This checkpoint has **no attention layers**.", None)
+    views = query_views(generation, layer, pixels)
+    figure = figure_for_queries(generation, layer, list(pixels))
+    grid = attention_grid_image(views[-1].attention_map, cell_pixels=max(4, 256 // views[-1].attention_map.shape[1])) if views else None
+    return InspectView(clickable_image(generation, views), figure, describe_queries(generation, layer, views), grid)
+
+
+def save_png(image: Image.Image, folder: str | Path | None = None) -> str:
+    """Write a PNG to a fresh temporary file (for the download button) and return its path."""
+    handle = tempfile.NamedTemporaryFile(prefix="sagan-viz-figure-", suffix=".png", dir=folder, delete=False)
+    with handle:
+        image.save(handle, format="PNG")
+    return handle.name

@@ -1,0 +1,104 @@
+"""`python -m sagan_viz.figure`: the paper-style attention figure of a checkpoint, without the UI.
+
+Example:
+    python -m sagan_viz.figure --checkpoint runs/faces32-sagan/step_0004000.safetensors \\
+        --seed 7 --query 12,20 --query 5,9 --layer G.attn0 --out fig.png
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+from .devices import DEVICE_CHOICES
+from .inspect import WEIGHTS, load_checkpoint
+from .queries import MAX_QUERIES, figure_for_queries
+
+
+def parse_query(text: str) -> tuple[float, float]:
+    """'X,Y' -> (x, y) in generated-image pixels."""
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        return float(parts[0]), float(parts[1])
+    except ValueError:
+        message = f"malformed query {text!r}: expected X,Y in image pixels, e.g. 12,20"
+        raise argparse.ArgumentTypeError(message) from None
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1 (for --scale)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of sagan_viz.figure."""
+    parser = argparse.ArgumentParser(
+        prog="python -m sagan_viz.figure",
+        description="Draw the SAGAN-paper attention figure (image with query points, one attention map "
+        "per query with arrows to its most-attended regions) for one seed of a checkpoint.",
+    )
+    parser.add_argument("--checkpoint", required=True, type=Path, help="a sagan-viz .safetensors checkpoint")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the latent z to generate from (default 0)")
+    parser.add_argument("--label", type=int, default=None,
+                        help="class label for a conditional model (default: seed mod number of classes)")
+    parser.add_argument("--query", action="append", type=parse_query, default=[], metavar="X,Y",
+                        help=f"a query point in generated-image pixels, x right and y down from the top-left "
+                        f"corner; repeat for up to {MAX_QUERIES} queries (none: the image alone)")
+    parser.add_argument("--layer", default=None,
+                        help="attention layer to show, e.g. G.attn0 or D.attn0 (default: the first layer)")
+    parser.add_argument("--weights", choices=WEIGHTS, default="ema",
+                        help="generator weights: the EMA average the paper samples from, or the raw last step "
+                        "(default ema)")
+    parser.add_argument("--scale", type=positive_int, default=8,
+                        help="display pixels per generated pixel in the figure (default 8)")
+    parser.add_argument("--peaks", type=positive_int, default=3, help="arrows per query (default 3)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
+                        help="where to run the networks; auto picks cuda, then mps, then cpu (default auto)")
+    parser.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> Path:
+    """Parse argv, draw the figure, write it; every user error exits 2 with a one-line message."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(args.query) > MAX_QUERIES:
+        parser.error(f"at most {MAX_QUERIES} --query points fit in one figure, got {len(args.query)}")
+    try:
+        model = load_checkpoint(args.checkpoint, args.device)
+    except (CheckpointError, ValueError) as error:
+        parser.error(str(error))
+    layers = model.attention_layer_names()
+    if not layers:
+        parser.error(f"{args.checkpoint}: this model has no attention layers to show")
+    layer = args.layer or layers[0]
+    if layer not in layers:
+        parser.error(f"unknown --layer {layer!r}; this model has: {', '.join(layers)}")
+    try:
+        generation = model.generate(args.seed, label=args.label, weights=args.weights)
+    except ValueError as error:  # a label the model lacks, or one given to an unconditional model
+        parser.error(f"--label: {error}")
+    try:
+        figure = figure_for_queries(generation, layer, args.query, scale=args.scale, max_peaks=args.peaks,
+                                    step=model.step)
+    except ValueError as error:  # a query outside the image
+        parser.error(f"--query: {error}")
+    try:
+        figure.save(args.out, format="PNG")
+    except OSError as error:
+        parser.error(f"cannot write {args.out}: {error.strerror or error}")
+    print(f"wrote {args.out} ({figure.size[0]}x{figure.size[1]}): {layer}, seed {args.seed}, "
+          f"{len(args.query)} queries, step {model.step}")
+    return args.out
+
+
+if __name__ == "__main__":
+    main()

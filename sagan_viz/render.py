@@ -1,0 +1,369 @@
+"""Pictures of attention: heat maps, markers, arrows and the paper-style figure (PIL); Plotly charts.
+
+Coordinates: a display image shows the generated image (W, H pixels) at some size; a point
+(x, y) in generated-image pixels sits at (x * display_w / W, y * display_h / H) on it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image, ImageDraw, ImageFont
+
+from .analysis import Peak, as_array, peaks_mass_share
+from .grid import cell_center
+from .imaging import upscale_nearest
+
+# Red, sky blue, green, yellow, violet: apart in hue and bright enough to read on the dark end of magma.
+QUERY_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 64, 64),
+    (40, 170, 255),
+    (60, 220, 90),
+    (255, 220, 30),
+    (215, 110, 255),
+)
+OUTLINE = (15, 15, 20)
+BACKGROUND = (255, 255, 255)
+TEXT = (30, 30, 35)
+SUPERSAMPLING = 4  # arrows and markers are drawn this much larger, then downsampled: smooth edges
+
+# magma (van der Walt & Smith), sampled at 0, 0.1, ..., 1: dark purple -> orange -> pale yellow.
+MAGMA = np.array([
+    (0, 0, 4), (20, 14, 54), (59, 15, 112), (100, 26, 128), (140, 41, 129), (183, 55, 121),
+    (222, 73, 104), (246, 110, 92), (254, 159, 109), (254, 207, 146), (252, 253, 191),
+], dtype=np.float64)
+
+
+def colourise(values: np.ndarray) -> np.ndarray:
+    """(H, W) values in [0, 1] -> (H, W, 3) uint8 through the magma colour map (NaN -> 0)."""
+    values = np.clip(np.nan_to_num(as_array(values)), 0.0, 1.0)
+    anchors = np.linspace(0.0, 1.0, len(MAGMA))
+    channels = [np.interp(values, anchors, MAGMA[:, channel]) for channel in range(3)]
+    return np.rint(np.stack(channels, axis=-1)).astype(np.uint8)
+
+
+def normalise_for_display(attention_map) -> np.ndarray:
+    """The map divided by its maximum, so that its brightest cell is 1 (beta values are ~1/N_key)."""
+    values = as_array(attention_map)
+    peak = values.max() if values.size else 0.0
+    return values / peak if peak > 0 else np.zeros_like(values)
+
+
+def upsample_to(values: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of a 2-D grid to (height, width): each cell a solid block."""
+    rows = np.arange(height) * values.shape[0] // height
+    columns = np.arange(width) * values.shape[1] // width
+    return values[rows[:, None], columns[None, :]]
+
+
+def attention_overlay(image: np.ndarray, attention_map, scale: int) -> np.ndarray:
+    """(H, W, 3) uint8 image -> (H*scale, W*scale, 3): the image dimmed, the normalised map blended on top."""
+    # The image in grey, so that its own colours are never read as attention.
+    grey = upscale_nearest(image, scale).astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    values = upsample_to(normalise_for_display(attention_map), grey.shape[0], grey.shape[1])
+    heat = colourise(values).astype(np.float64)
+    # Opacity rises with attention: unattended areas keep a faint image, attended ones are pure colour.
+    opacity = (0.45 + 0.55 * values)[..., None]
+    blended = (1 - opacity) * 0.7 * grey[..., None] + opacity * heat
+    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def attention_grid_image(attention_map, cell_pixels: int) -> np.ndarray:
+    """The key grid itself: each cell a cell_pixels square in normalised colour, 1-pixel dark lines between."""
+    values = normalise_for_display(attention_map)
+    rows, columns = values.shape
+    grid = np.empty((rows * cell_pixels + 1, columns * cell_pixels + 1, 3), np.uint8)
+    grid[:] = OUTLINE
+    cells = upscale_nearest(colourise(values), cell_pixels)
+    grid[:-1, :-1] = cells
+    grid[::cell_pixels, :] = OUTLINE
+    grid[:, ::cell_pixels] = OUTLINE
+    return grid
+
+
+@dataclass
+class QueryView:
+    """One clicked query and what it attends to."""
+
+    pixel: tuple[float, float]  # (x, y) in generated-image pixels (0..R), x right, y down
+    cell: tuple[int, int]  # query cell (row, col) on the layer's query grid
+    colour: tuple[int, int, int]
+    attention_map: np.ndarray  # (H_key, W_key) beta row
+    peaks: list[Peak] = field(default_factory=list)
+
+
+def to_display(point: tuple[float, float], image_size: tuple[int, int], display_size: tuple[int, int]):
+    """(x, y) in generated-image pixels -> (x, y) in display pixels."""
+    return point[0] * display_size[0] / image_size[0], point[1] * display_size[1] / image_size[1]
+
+
+def draw_smoothly(display: Image.Image, paint) -> Image.Image:
+    """paint(draw, factor) on a transparent layer SUPERSAMPLING times larger, composited onto a copy."""
+    width, height = display.size
+    layer = Image.new("RGBA", (width * SUPERSAMPLING, height * SUPERSAMPLING), (0, 0, 0, 0))
+    paint(ImageDraw.Draw(layer), SUPERSAMPLING)
+    result = display.convert("RGBA")
+    result.alpha_composite(layer.resize((width, height), Image.Resampling.LANCZOS))
+    return result.convert("RGB")
+
+
+def display_scale(display: Image.Image, image_size: tuple[int, int]) -> float:
+    """Display pixels per generated-image pixel."""
+    return display.size[0] / image_size[0]
+
+
+def draw_markers(display: Image.Image, queries, image_size: tuple[int, int]) -> Image.Image:
+    """Filled circles in each query's colour with a dark outline, at each query pixel."""
+    radius = max(4.0, 0.9 * display_scale(display, image_size))
+
+    def paint(draw: ImageDraw.ImageDraw, factor: int) -> None:
+        for query in queries:
+            x, y = to_display(query.pixel, image_size, display.size)
+            r = radius * factor
+            box = (x * factor - r, y * factor - r, x * factor + r, y * factor + r)
+            draw.ellipse(box, fill=tuple(query.colour), outline=OUTLINE, width=round(0.3 * r))
+
+    return draw_smoothly(display, paint)
+
+
+def arrow_polygon(start, end, shaft: float, head_length: float, head_width: float) -> list[tuple[float, float]]:
+    """The 7 corners of an arrow from start to end (its tip), in drawing order."""
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    direction = (end - start) / np.linalg.norm(end - start)
+    normal = np.array([-direction[1], direction[0]])
+    base = end - direction * head_length
+    corners = [
+        start + normal * shaft / 2, base + normal * shaft / 2, base + normal * head_width / 2, end,
+        base - normal * head_width / 2, base - normal * shaft / 2, start - normal * shaft / 2,
+    ]
+    return [tuple(corner) for corner in corners]
+
+
+def outlined_arrow(start, end, shaft: float, outline: float) -> tuple[list, list]:
+    """(dark outline polygon, coloured polygon) of an arrow with the given shaft width, in pixels."""
+    head_length, head_width = 1.6 * shaft + 6, 1.8 * shaft + 7
+    start, end = np.asarray(start, float), np.asarray(end, float)
+    direction = (end - start) / np.linalg.norm(end - start)
+    tip_out = end + direction * 2 * outline  # the outline's tip is sharper: push it out
+    dark = arrow_polygon(
+        start - direction * outline, tip_out, shaft + 2 * outline, head_length + 3 * outline, head_width + 4 * outline
+    )
+    return dark, arrow_polygon(start, end, shaft, head_length, head_width)
+
+
+def draw_ring(draw: ImageDraw.ImageDraw, centre, hole: float, width: float, outline: float, colour) -> None:
+    """A ring in colour with dark edges around a clear hole of the given radius (lengths supersampled)."""
+    x, y = centre
+    outer = hole + width + 2 * outline  # PIL draws an ellipse's width inwards from its box
+    draw.ellipse((x - outer, y - outer, x + outer, y + outer), outline=OUTLINE, width=round(width + 2 * outline))
+    inner = outer - outline
+    draw.ellipse((x - inner, y - inner, x + inner, y + inner), outline=tuple(colour), width=round(width))
+
+
+def draw_arrows(display: Image.Image, query: QueryView, key_shape, image_size) -> Image.Image:
+    """An arrow from the query to each peak's key-cell centre, as thick as the peak's mass, outlined dark."""
+    scale = display_scale(display, image_size)
+    start = np.asarray(to_display(query.pixel, image_size, display.size))
+    cell_radius = 0.5 * display.size[0] / key_shape[1]
+    outline = max(1.0, 0.15 * scale)
+
+    def paint(draw: ImageDraw.ImageDraw, factor: int) -> None:
+        for peak in query.peaks:
+            end = np.asarray(cell_center(peak.cell, tuple(key_shape), display.size))
+            shaft = max(2.0, scale * (0.25 + 0.9 * np.sqrt(peak.mass)))
+            length = np.linalg.norm(end - start)
+            if length < max(2 * shaft + 8, 3 * cell_radius):  # the peak is (next to) the query: ring it
+                hole = 1.3 * cell_radius  # the key cell itself stays visible
+                draw_ring(draw, end * factor, hole * factor, shaft * factor, outline * factor, query.colour)
+                continue
+            # Stop at the cell's edge so that the arrowhead does not hide the peak it points at.
+            tip = end - (end - start) * min(0.8 * cell_radius, length - 2 * shaft - 8) / length
+            for polygon, colour in zip(outlined_arrow(start, tip, shaft, outline), (OUTLINE, tuple(query.colour))):
+                draw.polygon([(x * factor, y * factor) for x, y in polygon], fill=colour)
+
+    return draw_smoothly(display, paint)
+
+
+def figure_font(size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans where installed (it has Greek letters), else PIL's default font, at a pixel size."""
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def plain_text(text: str, font: ImageFont.FreeTypeFont) -> str:
+    """Spell Greek and the times sign out for fonts without them (PIL's default font)."""
+    if "DejaVu" in font.getname()[0]:
+        return text
+    return text.replace("β", "beta").replace("γ", "gamma").replace("×", "x").replace("→", "->")
+
+
+@dataclass(frozen=True)
+class FigureLayout:
+    """Geometry of paper_figure, in pixels."""
+
+    panel_size: tuple[int, int]  # (width, height) of each image panel
+    gap: int  # margin around the figure and between panels
+    font_size: int
+    line_height: int
+    title_lines: tuple[str, ...]  # the caption, wrapped to the figure's width
+    panels: int
+    caption_lines: int = 4  # text lines under each panel
+
+    @property
+    def title_height(self) -> int:
+        """Height of the caption block above the panels (0 without a caption)."""
+        return len(self.title_lines) * self.line_height + self.line_height // 2 if self.title_lines else 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the whole figure."""
+        width = 2 * self.gap + self.panels * self.panel_size[0] + (self.panels - 1) * self.gap
+        height = self.gap + self.title_height + self.panel_size[1] + self.gap // 2
+        return width, height + self.caption_lines * self.line_height + self.gap
+
+    def panel_origin(self, index: int) -> tuple[int, int]:
+        """Top-left corner of panel index (0 = the image)."""
+        return self.gap + index * (self.panel_size[0] + self.gap), self.gap + self.title_height
+
+
+def font_size(panel_width: int) -> int:
+    """Text size for panels of a given width: about 17 characters per line, 10 to 15 pixels."""
+    return int(np.clip(panel_width / 10.5, 10, 15))
+
+
+def wrap_caption(caption: str, width: float, size: int) -> tuple[str, ...]:
+    """The caption's ' · '-separated parts packed into as few lines of at most width pixels as they fit."""
+    font, lines = figure_font(size), []
+    for part in caption.split(" · ") if caption else []:
+        joined = f"{lines[-1]} · {part}" if lines else part
+        if lines and font.getlength(plain_text(joined, font)) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return tuple(lines)
+
+
+def figure_layout(image_size: tuple[int, int], query_count: int, scale: int, caption: str = "") -> FigureLayout:
+    """The geometry paper_figure uses for an image of (W, H) pixels and query_count panels."""
+    panel_size, gap, panels = (image_size[0] * scale, image_size[1] * scale), max(8, 2 * scale), 1 + query_count
+    size = font_size(panel_size[0])
+    text_width = panels * panel_size[0] + (panels - 1) * gap
+    return FigureLayout(
+        panel_size=panel_size, gap=gap, font_size=size, line_height=int(1.45 * size),
+        title_lines=wrap_caption(caption, text_width, size + 1), panels=panels,
+    )
+
+
+def fitted_font(lines: list[str], width: float, size: int) -> ImageFont.FreeTypeFont:
+    """The largest font no bigger than size in which every line fits width (down to 7 pixels)."""
+    for candidate in range(size, 7, -1):
+        font = figure_font(candidate)
+        if all(font.getlength(plain_text(line, font)) <= width for line in lines):
+            return font
+    return figure_font(7)
+
+
+def query_caption(query: QueryView, number: int) -> list[str]:
+    """The true scale of a panel: max beta, how many times uniform, the arrowed peaks' share of mass."""
+    values = as_array(query.attention_map)
+    maximum = float(values.max())
+    return [
+        f"query {number}: cell {query.cell}",
+        f"max β {maximum:.4f}",
+        f"= {maximum * values.size:.1f}× uniform",
+        f"arrows: {100 * peaks_mass_share(query.peaks):.0f}% of β",
+    ]
+
+
+def image_caption(query_count: int, key_shape) -> list[str]:
+    """What the image panel's scale is: the key grid and the uniform beta every map is compared with."""
+    if key_shape is None:  # the image alone, from a model without attention
+        return []
+    cells = key_shape[0] * key_shape[1]
+    queries = f"{query_count} quer{'y' if query_count == 1 else 'ies'}"
+    return [queries, f"keys {key_shape[0]}×{key_shape[1]}", f"uniform β = 1/{cells}", f"= {1 / cells:.4f}"]
+
+
+def write_lines(draw, origin, lines: list[str], font, line_height: int, colour=None) -> None:
+    """Text lines under a panel; a swatch of the query's colour before the first when one is given."""
+    x, y = origin
+    for index, line in enumerate(lines):
+        indent = 0
+        if index == 0 and colour is not None:
+            side = int(0.65 * line_height)
+            top = y + (line_height - side) // 2 - 1
+            draw.rectangle((x, top, x + side, top + side), fill=tuple(colour), outline=OUTLINE)
+            indent = line_height
+        draw.text((x + indent, y + index * line_height), plain_text(line, font), font=font, fill=TEXT)
+
+
+def paper_figure(
+    image: np.ndarray, queries: list[QueryView], key_shape, scale: int = 8, caption: str = ""
+) -> Image.Image:
+    """Figure 1 of SAGAN: the image with query markers, then one attention panel with arrows per query."""
+    height, width = image.shape[:2]
+    image_size = (width, height)
+    layout = figure_layout(image_size, len(queries), scale, caption)
+    figure = Image.new("RGB", layout.size, BACKGROUND)
+    draw = ImageDraw.Draw(figure)
+    title_font = fitted_font(layout.title_lines, layout.size[0] - 2 * layout.gap, layout.font_size + 1)
+    for index, line in enumerate(layout.title_lines):
+        top = layout.gap + index * layout.line_height
+        draw.text((layout.gap, top), plain_text(line, title_font), font=title_font, fill=TEXT)
+    panels = [draw_markers(Image.fromarray(upscale_nearest(image, scale)), queries, image_size)]
+    for query in queries:
+        panel = Image.fromarray(attention_overlay(image, query.attention_map, scale))
+        panels.append(draw_markers(draw_arrows(panel, query, key_shape, image_size), [query], image_size))
+    captions = [image_caption(len(queries), key_shape)]
+    captions += [query_caption(query, number) for number, query in enumerate(queries, start=1)]
+    # One font for every panel, so that numbers compare at a glance.
+    lines = [line for panel_lines in captions for line in panel_lines]
+    font = fitted_font(lines, layout.panel_size[0] - layout.line_height, layout.font_size)
+    for index, panel in enumerate(panels):
+        left, top = layout.panel_origin(index)
+        figure.paste(panel, (left, top))
+        colour = queries[index - 1].colour if index else None
+        text_origin = (left, top + layout.panel_size[1] + layout.gap // 2)
+        write_lines(draw, text_origin, captions[index], font, layout.line_height, colour)
+    return figure
+
+
+def gamma_figure(history: dict, snapshot_steps: list[int] = ()) -> go.Figure:
+    """gamma of every attention layer against training step, signed, with snapshot steps marked."""
+    figure = go.Figure()
+    layers = (history or {}).get("gamma") or {}
+    if not layers:
+        figure.add_annotation(text="no attention layers", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+        figure.update_layout(title="γ per attention layer", xaxis_visible=False, yaxis_visible=False)
+        return figure
+    steps = history.get("step", [])
+    for name, values in layers.items():
+        points = [(step, value) for step, value in zip(steps, values) if value is not None]
+        figure.add_trace(go.Scatter(
+            x=[step for step, _ in points], y=[value for _, value in points], name=name, mode="lines",
+            line_dash="solid" if name.startswith("G.") else "dash",
+        ))
+    figure.add_hline(y=0, line_color="grey", line_width=1)
+    for step in snapshot_steps:
+        figure.add_vline(x=step, line_dash="dot", line_color="grey", line_width=1)
+    figure.update_layout(
+        title="γ per attention layer (0 = attention off; dotted: snapshots)",
+        xaxis_title="step", yaxis_title="γ", legend_title="layer",
+    )
+    return figure
+
+
+def loss_figure(history: dict) -> go.Figure:
+    """Hinge losses of D and G against training step (steps without a value skipped)."""
+    figure = go.Figure()
+    steps = (history or {}).get("step", [])
+    for key, name in (("loss_D", "D loss"), ("loss_G", "G loss")):
+        points = [(step, value) for step, value in zip(steps, (history or {}).get(key, [])) if value is not None]
+        figure.add_trace(go.Scatter(x=[s for s, _ in points], y=[v for _, v in points], name=name, mode="lines"))
+    if not steps:
+        figure.add_annotation(text="no losses recorded", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    figure.update_layout(title="hinge losses", xaxis_title="step", yaxis_title="loss")
+    return figure

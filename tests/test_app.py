@@ -1,0 +1,133 @@
+"""The studio's callbacks, driven directly (the browser test drives the same through Chromium)."""
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from sagan_viz.app import build_app
+from sagan_viz.app.catalog import ModelCache, discover_checkpoints, newest_checkpoint
+from sagan_viz.app.compare_tab import CompareTab
+from sagan_viz.app.dynamics_tab import DynamicsTab
+from sagan_viz.app.inspect_tab import InspectTab
+from sagan_viz.app.state import CompareState, InspectState, add_query, display_click_to_pixel
+from sagan_viz.devices import resolve_device
+
+
+def click(x: int, y: int) -> gr.SelectData:
+    """What Gradio passes for a click at displayed pixel (x, y)."""
+    return gr.SelectData(target=None, data={"index": [x, y], "value": None})
+
+
+@pytest.fixture
+def studio(tiny_checkpoint_dir):
+    entries = discover_checkpoints(tiny_checkpoint_dir)
+    cache = ModelCache(resolve_device("cpu"))
+    return entries, newest_checkpoint(entries), cache
+
+
+def test_build_app_lists_every_tiny_checkpoint_and_defaults_to_the_newest_with_attention(studio, tiny_checkpoint_dir):
+    entries, default, _ = studio
+    assert {e.run for e in entries} == {"tiny-sagan", "tiny-noattn"}
+    assert default.run == "tiny-sagan" and default.step == 2
+    assert isinstance(build_app(tiny_checkpoint_dir, device="cpu"), gr.Blocks)
+
+
+def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(studio, monkeypatch):
+    entries, default, cache = studio
+    tab = InspectTab(cache, entries, default)
+    display, figure, details, grid, download, state, layer_update, status = tab.generate(
+        str(default.path), 7, "ema", None, InspectState()
+    )
+    assert display.shape[:2] == (512, 512)  # 32 px upscaled x16, nearest
+    assert "CPU" in status and "EMA-G" in status and "eval mode" in status
+    layer = layer_update["value"]
+    assert layer == "G.attn0"
+    model = cache.get(default.path)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a click ran a network")
+
+    monkeypatch.setattr(model.generator, "forward", forbidden)
+    monkeypatch.setattr(model.discriminator, "forward", forbidden)
+    first = tab.click(state, layer, click(40, 40))
+    second = tab.click(first[-1], layer, click(470, 300))
+    assert first[-1].queries == [(2.53125, 2.53125)]
+    assert len(second[-1].queries) == 2
+    assert not np.array_equal(first[3], second[3])  # the raw grid of the newest query changed
+    assert second[1].width > first[1].width  # one more panel in the figure
+    assert "| 2 |" in second[2]
+    assert state.queries == []  # callbacks return new state; the old one (another tab's) is untouched
+    assert download.endswith(".png")
+
+
+def test_clicks_outside_the_image_and_before_generation_are_clear_errors(studio):
+    entries, default, cache = studio
+    tab = InspectTab(cache, entries, default)
+    with pytest.raises(gr.Error, match="generate an image first"):
+        tab.click(InspectState(), "G.attn0", click(1, 1))
+    *_, state, _, _ = tab.generate(str(default.path), 1, "ema", None, InspectState())
+    with pytest.raises(gr.Error, match="outside the 512x512 image"):
+        tab.click(state, "G.attn0", click(600, 3))
+
+
+def test_a_bad_upload_is_a_message_and_the_app_keeps_working(studio, tmp_path):
+    entries, default, cache = studio
+    tab = InspectTab(cache, entries, default)
+    bogus = tmp_path / "notes.safetensors"
+    bogus.write_text("definitely not a checkpoint")
+    with pytest.raises(gr.Error, match="notes.safetensors"):
+        tab.upload(str(bogus))
+    outputs = tab.generate(str(default.path), 3, "ema", None, InspectState())
+    assert outputs[0].shape == (512, 512, 3)
+
+
+def test_a_good_upload_joins_the_list_and_is_selected(studio, tiny_checkpoint):
+    entries, default, cache = studio
+    dropdown, message = InspectTab(cache, entries, default).upload(str(tiny_checkpoint))
+    assert dropdown["value"] == str(tiny_checkpoint)
+    assert "Loaded" in message
+
+
+def test_raw_and_ema_weights_both_generate_and_say_which(studio):
+    entries, default, cache = studio
+    tab = InspectTab(cache, entries, default)
+    *_, raw_status = tab.generate(str(default.path), 5, "raw", None, InspectState())
+    assert "raw G" in raw_status
+
+
+def test_compare_updates_every_panel_and_a_checkpoint_without_attention_says_so(studio):
+    entries, default, cache = studio
+    tab = CompareTab(cache, entries, default)
+    paths = [str(e.path) for e in entries if e.step == 2]
+    outputs = tab.generate(paths, 7, "ema", "G.attn0", CompareState())
+    state = outputs[-1]
+    panels_before = [o["value"] for o in outputs[1:3]]
+    clicked = tab.click(state, "G.attn0", click(100, 200))
+    panels_after = [o["value"] for o in clicked[1:3]]
+    labels = [o["label"] for o in clicked[1:3]]
+    assert any("no attention" in label for label in labels)
+    with_attention = labels.index(next(l for l in labels if "no attention" not in l))
+    assert not np.array_equal(panels_before[with_attention], panels_after[with_attention])
+    assert clicked[3]["visible"] is False  # unused slots stay hidden
+
+
+def test_dynamics_charts_gamma_of_every_layer_from_the_history(studio):
+    entries, default, _ = studio
+    gamma_chart, loss_chart = DynamicsTab(entries, default).show(str(default.path))
+    names = {trace.name for trace in gamma_chart.data}
+    assert {"G.attn0", "D.attn0"} <= names
+
+
+def test_display_click_maps_to_generated_pixels_at_any_display_size():
+    assert display_click_to_pixel((0, 0), (512, 512), (32, 32)) == (0.5 / 16, 0.5 / 16)
+    assert display_click_to_pixel((511, 255), (512, 256), (32, 16)) == (31.96875, 15.96875)
+    with pytest.raises(ValueError):
+        display_click_to_pixel((512, 0), (512, 512), (32, 32))
+
+
+def test_at_most_five_queries_are_kept_newest_last():
+    queries = []
+    for index in range(7):
+        queries = add_query(queries, (index, index))
+    assert queries == [(i, i) for i in range(2, 7)]

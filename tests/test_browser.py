@@ -1,0 +1,119 @@
+"""The studio in a real browser: Playwright driving Debian's Chromium (installed by .ci/run).
+
+Screenshots go to $SAGAN_VIZ_SCREENSHOTS (default: pytest's tmp folder); look at them.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+from sagan_viz.app import build_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio_url(tiny_checkpoint_dir):
+    demo = build_app(tiny_checkpoint_dir, device="cpu")
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(studio_url):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: .ci/run installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(30_000)
+        page.goto(studio_url)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("SAGAN_VIZ_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def image_bytes(page, selector: str) -> bytes:
+    """The PNG currently shown by a Gradio Image component."""
+    source = page.locator(f"{selector} img").first.get_attribute("src")
+    return page.request.get(source).body()
+
+
+def wait_for_new_image(page, selector: str, old_source: str | None) -> str:
+    """Wait until the component shows an image other than old_source; return its src."""
+    page.wait_for_function(
+        """([selector, old]) => {
+            const img = document.querySelector(selector + ' img');
+            return img && img.complete && img.naturalWidth > 0 && img.src !== old;
+        }""",
+        arg=[selector, old_source or ""],
+    )
+    return page.locator(f"{selector} img").first.get_attribute("src")
+
+
+def click_image_at(page, selector: str, fx: float, fy: float) -> None:
+    box = page.locator(f"{selector} img").first.bounding_box()
+    page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def test_inspect_two_clicks_show_different_maps_and_arrows(page, shots):
+    page.click("#inspect-generate")
+    wait_for_new_image(page, "#inspect-image", None)
+    page.screenshot(path=shots / "1-generated.png", full_page=True)
+    click_image_at(page, "#inspect-image", 0.2, 0.25)
+    first_grid = wait_for_new_image(page, "#inspect-grid", None)
+    first_grid_png = image_bytes(page, "#inspect-grid")
+    first_figure = page.locator("#inspect-figure img").first.get_attribute("src")
+    page.screenshot(path=shots / "2-first-query.png", full_page=True)
+    click_image_at(page, "#inspect-image", 0.8, 0.75)
+    wait_for_new_image(page, "#inspect-grid", first_grid)
+    wait_for_new_image(page, "#inspect-figure", first_figure)
+    page.screenshot(path=shots / "3-second-query.png", full_page=True)
+    assert image_bytes(page, "#inspect-grid") != first_grid_png  # a different query, a different beta row
+    details = page.locator("#inspect-details").inner_text()
+    assert "max β" in details and details.count("×") >= 2
+    figure_width = page.evaluate("document.querySelector('#inspect-figure img').naturalWidth")
+    image_width = page.evaluate("document.querySelector('#inspect-image img').naturalWidth")
+    assert figure_width > image_width  # the image plus one map per query
+    assert "Traceback" not in page.content()
+
+
+def test_compare_click_updates_both_panels(page, shots):
+    page.get_by_role("tab", name="Compare").click()
+    page.click("#compare-run")
+    wait_for_new_image(page, "#compare-reference", None)
+    panel_sources = [wait_for_new_image(page, f"#compare-panel-{i}", None) for i in range(2)]
+    click_image_at(page, "#compare-reference", 0.5, 0.5)
+    for index, old in enumerate(panel_sources):
+        wait_for_new_image(page, f"#compare-panel-{index}", old)
+    page.screenshot(path=shots / "4-compare.png", full_page=True)
+
+
+def test_gamma_chart_renders_one_trace_per_attention_layer(page, shots):
+    page.get_by_role("tab", name="Training dynamics").click()
+    page.wait_for_selector("#dynamics-gamma .js-plotly-plot")
+    names = page.evaluate("Array.from(document.querySelector('#dynamics-gamma .js-plotly-plot').data, t => t.name)")
+    assert {"G.attn0", "D.attn0"} <= set(names)
+    page.screenshot(path=shots / "5-dynamics.png", full_page=True)

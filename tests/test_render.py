@@ -1,0 +1,189 @@
+"""Heat maps, markers, arrows and the paper figure are drawn where the maths says; charts read the history."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from sagan_viz.analysis import Peak, find_peaks
+from sagan_viz.render import (
+    QUERY_COLOURS,
+    QueryView,
+    attention_grid_image,
+    attention_overlay,
+    colourise,
+    draw_arrows,
+    draw_markers,
+    figure_layout,
+    gamma_figure,
+    loss_figure,
+    normalise_for_display,
+    paper_figure,
+)
+
+
+def gradient_image(height=32, width=32) -> np.ndarray:
+    image = np.zeros((height, width, 3), np.uint8)
+    image[..., 0] = np.linspace(0, 255, width)[None, :]
+    image[..., 2] = np.linspace(0, 255, height)[:, None]
+    return image
+
+
+def one_hot_query(number: int, pixel, key_cell, key_shape=(16, 16)) -> QueryView:
+    beta = np.full(key_shape, 0.5 / (key_shape[0] * key_shape[1] - 1))
+    beta[key_cell] = 0.5
+    cell = (int(pixel[1] * 16 / 32), int(pixel[0] * 16 / 32))
+    return QueryView(pixel=pixel, cell=cell, colour=QUERY_COLOURS[number],
+                     attention_map=beta, peaks=find_peaks(beta, max_peaks=3))
+
+
+def test_query_colours_are_five_distinct_visible_colours():
+    assert len(QUERY_COLOURS) == 5 and len(set(QUERY_COLOURS)) == 5
+    assert all(max(colour) >= 200 for colour in QUERY_COLOURS)  # none lost on the dark end of the map
+
+
+def test_colourise_runs_dark_to_bright_and_clips():
+    colours = colourise(np.linspace(-0.5, 1.5, 41)[None, :])
+    assert colours.shape == (1, 41, 3) and colours.dtype == np.uint8
+    brightness = colours[0].astype(int).sum(axis=1)
+    assert brightness[0] < 20 and brightness[-1] > 650
+    assert np.all(np.diff(brightness) >= 0)
+
+
+def test_normalise_for_display_puts_the_maximum_at_one():
+    beta = np.full((4, 4), 1 / 16)
+    beta[1, 2] = 2 / 16
+    assert normalise_for_display(beta).max() == pytest.approx(1.0)
+    assert normalise_for_display(np.zeros((2, 2))).max() == 0.0
+
+
+def test_overlay_is_brightest_at_the_hot_cell_on_a_non_square_grid():
+    image = np.full((6, 10, 3), 128, np.uint8)
+    beta = np.full((3, 5), 0.01)
+    beta[2, 1] = 0.86  # key row 2 of 3 (bottom), column 1 of 5: image rows 4..5, columns 2..3
+    overlay = attention_overlay(image, beta, scale=2)
+    assert overlay.shape == (12, 20, 3)
+    brightness = overlay.astype(int).sum(axis=2)
+    hot = np.zeros_like(brightness, bool)
+    hot[8:12, 4:8] = True
+    assert brightness[hot].min() > brightness[~hot].max()
+
+
+def test_attention_grid_image_has_one_square_per_key_cell():
+    beta = np.full((3, 5), 0.01)
+    beta[0, 4] = 0.86
+    grid = attention_grid_image(beta, cell_pixels=10)
+    assert grid.shape == (31, 51, 3)
+    brightness = grid.astype(int).sum(axis=2)
+    assert brightness[5, 45] == brightness.max()  # the centre of cell (0, 4): top right
+    assert brightness[10, 5] < 60  # a grid line
+
+
+def test_markers_are_drawn_in_the_query_colour_at_the_query_pixel():
+    display = Image.new("RGB", (256, 256), (128, 128, 128))
+    query = one_hot_query(1, (20.0, 8.0), (0, 0))
+    marked = np.asarray(draw_markers(display, [query], (32, 32)))
+    assert tuple(marked[64, 160]) == QUERY_COLOURS[1]
+    assert tuple(marked[200, 40]) == (128, 128, 128)
+
+
+def test_arrows_change_pixels_along_the_line_from_query_to_peak():
+    display = Image.new("RGB", (256, 256), (128, 128, 128))
+    query = one_hot_query(0, (4.0, 4.0), (12, 12))  # query at display (32, 32), peak centre (200, 200)
+    drawn = np.asarray(draw_arrows(display, query, (16, 16), (32, 32))).astype(int)
+    for t in (0.3, 0.5, 0.7):
+        x = y = round(32 + t * (200 - 32))
+        assert np.abs(drawn[y, x] - np.array(QUERY_COLOURS[0])).sum() < 30  # the arrow's colour
+    assert tuple(drawn[32, 220]) == (128, 128, 128)  # away from the line: untouched
+    assert tuple(drawn[220, 32]) == (128, 128, 128)
+
+
+def test_arrow_width_grows_with_peak_mass():
+    display = Image.new("RGB", (256, 256), (128, 128, 128))
+    widths = []
+    for mass in (0.05, 0.8):
+        query = QueryView(pixel=(4.0, 16.0), cell=(8, 2), colour=QUERY_COLOURS[2],
+                          attention_map=np.full((16, 16), 1 / 256), peaks=[Peak((8, 13), 0.1, mass)])
+        drawn = np.asarray(draw_arrows(display, query, (16, 16), (32, 32))).astype(int)
+        column = drawn[:, 128]  # the arrow runs along row 128
+        widths.append(int((np.abs(column - 128).sum(axis=1) > 30).sum()))
+    assert 0 < widths[0] < widths[1]
+
+
+@pytest.mark.parametrize("scale", [4, 8])
+@pytest.mark.parametrize("count", [0, 1, 5])
+def test_paper_figure_writes_a_png_of_the_expected_size(tmp_path, scale, count):
+    pixels = [(4.0, 4.0), (28.0, 6.0), (16.0, 16.0), (6.0, 27.0), (30.0, 30.0)][:count]
+    queries = [one_hot_query(number, pixel, (15 - number, 3 * number)) for number, pixel in enumerate(pixels)]
+    figure = paper_figure(gradient_image(), queries, (16, 16), scale=scale, caption="G.attn0 · seed 7")
+    path = tmp_path / "figure.png"
+    figure.save(path)
+    with Image.open(path) as written:
+        size = written.size
+    layout = figure_layout((32, 32), count, scale, "G.attn0 · seed 7")
+    assert size == layout.size
+    panels = count + 1
+    assert size[0] == panels * 32 * scale + (panels + 1) * layout.gap
+    assert size[1] > 32 * scale + 4 * 10  # the panels and four lines of text
+    if count == 0:  # the image panel is the image itself, upscaled without smoothing
+        left, top = layout.panel_origin(0)
+        panel = np.asarray(figure)[top : top + 32 * scale, left : left + 32 * scale]
+        assert np.array_equal(panel, np.repeat(np.repeat(gradient_image(), scale, 0), scale, 1))
+
+
+def test_paper_figure_panels_show_each_querys_map():
+    query = one_hot_query(0, (4.0, 4.0), (12, 3))  # hot key cell: lower left
+    figure = np.asarray(paper_figure(gradient_image(), [query], (16, 16), scale=4))
+    left, top = figure_layout((32, 32), 1, 4).panel_origin(1)
+    panel = figure[top : top + 128, left : left + 128].astype(int).sum(axis=2)
+    assert panel[12 * 8 + 4, 3 * 8 + 4] > 600  # the cell's centre: bright
+    assert panel[12 * 8 + 4, 12 * 8 + 4] < 300  # the mirrored cell (row and column swapped): dark
+
+
+def history(layers):
+    return {"interval": 25, "step": [0, 25, 50, 75], "loss_D": [None, 1.1, 1.0, 0.9],
+            "loss_G": [0.3, 0.4, 0.5, 0.6], "gamma": layers}
+
+
+def test_gamma_figure_has_one_trace_per_layer_and_marks_snapshots():
+    figure = gamma_figure(history({"G.attn0": [0, 0.01, -0.02, 0.05], "D.attn0": [0, 0.1, 0.2, 0.3]}),
+                          snapshot_steps=[25, 75])
+    assert [trace.name for trace in figure.data] == ["G.attn0", "D.attn0"]
+    assert list(figure.data[0].y) == [0, 0.01, -0.02, 0.05]
+    vertical = sorted(shape.x0 for shape in figure.layout.shapes if shape.x0 == shape.x1)
+    assert vertical == [25, 75]
+    assert any(shape.y0 == 0 and shape.y1 == 0 for shape in figure.layout.shapes)  # the zero line
+
+
+@pytest.mark.parametrize("layers", [{}, None])
+def test_gamma_figure_without_layers_says_so(layers):
+    figure = gamma_figure(history(layers))
+    assert len(figure.data) == 0
+    assert "no attention layers" in figure.layout.annotations[0].text
+    assert "no attention layers" in gamma_figure({}).layout.annotations[0].text
+
+
+def test_loss_figure_skips_missing_values():
+    figure = loss_figure(history({}))
+    by_name = {trace.name: trace for trace in figure.data}
+    assert list(by_name["D loss"].x) == [25, 50, 75]
+    assert list(by_name["G loss"].y) == [0.3, 0.4, 0.5, 0.6]
+    assert len(loss_figure({}).data) == 2
+
+
+def test_a_peak_at_the_query_itself_gets_a_ring_around_its_cell():
+    display = Image.new("RGB", (256, 256), (128, 128, 128))
+    query = QueryView(pixel=(17.0, 17.0), cell=(8, 8), colour=QUERY_COLOURS[4],
+                      attention_map=np.full((16, 16), 1 / 256), peaks=[Peak((8, 8), 0.5, 0.6)])
+    drawn = np.asarray(draw_arrows(display, query, (16, 16), (32, 32))).astype(int)
+    centre = np.array([136, 136])  # the centre of key cell (8, 8)
+    changed = np.argwhere(np.abs(drawn - 128).sum(axis=2) > 30)
+    distances = np.linalg.norm(changed - centre, axis=1)
+    assert len(changed) > 0 and distances.min() > 8  # a ring: the cell itself stays visible
+    assert tuple(drawn[136, 136]) == (128, 128, 128)
+
+
+def test_text_falls_back_to_plain_letters_for_fonts_without_greek():
+    from PIL import ImageFont
+
+    from sagan_viz.render import plain_text
+
+    assert plain_text("max β = 3× uniform", ImageFont.load_default(size=12)) == "max beta = 3x uniform"
