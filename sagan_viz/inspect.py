@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,7 @@ class Generation:
     layers: dict[str, LayerCapture]  # G's layers first, then D's (run on this image)
     discriminator_score: float
     step: int | None = None  # training step of the checkpoint that made it
+    gamma_overrides: dict[str, float] = field(default_factory=dict)  # layer -> gamma used instead of the learned one
 
     @property
     def attention(self) -> dict[str, torch.Tensor]:
@@ -74,6 +75,30 @@ def capture_attention(network: nn.Module, prefix: str):
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def override_gamma(network: nn.Module, prefix: str, values: dict[str, float]):
+    """Set gamma of the named layers ("<prefix>.attnK" -> value) for the block; restored afterwards, even on error.
+
+    Names of other networks' layers are skipped, so one dict can go to G and to D. Not thread-safe
+    on its own: LoadedModel holds its lock around it.
+    """
+    layers = {f"{prefix}.{name}": layer for name, layer in network.attention_layers()}
+    mine = {name: value for name, value in values.items() if name.startswith(f"{prefix}.")}
+    unknown = sorted(set(mine) - set(layers))
+    if unknown:
+        raise ValueError(f"no attention layer {', '.join(unknown)}; layers: {', '.join(layers) or 'none'}")
+    learned = {name: layers[name].gamma.detach().clone() for name in mine}
+    try:
+        with torch.no_grad():
+            for name, value in mine.items():
+                layers[name].gamma.fill_(float(value))
+        yield
+    finally:
+        with torch.no_grad():
+            for name, value in learned.items():
+                layers[name].gamma.copy_(value)
 
 
 def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
@@ -121,10 +146,29 @@ class LoadedModel:
         """The class a seed draws when the model is conditional and none is given."""
         return seed % self.config.num_classes if self.config.conditional else None
 
-    @torch.no_grad()
-    def generate(self, seed: int = 0, label: int | None = None, weights: str = "ema") -> Generation:
-        """Generate the image of a seed and capture beta of every attention layer in G and in D."""
+    @contextmanager
+    def gamma_overridden(self, weights: str = "ema", gamma: dict[str, float] | None = None):
+        """Hold the model (one forward at a time) with some layers' gamma replaced; yields the chosen G.
+
+        gamma maps layer names to values, e.g. {"G.attn0": 0.0}; every value is restored on exit.
+        """
+        gamma = dict(gamma or {})
+        unknown = sorted(set(gamma) - set(self.attention_layer_names()))
+        if unknown:
+            known = ", ".join(self.attention_layer_names()) or "none: this model has no attention layers"
+            raise ValueError(f"cannot set gamma of unknown layer {', '.join(unknown)}; layers: {known}")
         generator = self.generator_for(weights)
+        with self._lock, override_gamma(generator, "G", gamma), override_gamma(self.discriminator, "D", gamma):
+            yield generator
+
+    @torch.no_grad()
+    def generate(
+        self, seed: int = 0, label: int | None = None, weights: str = "ema", gamma: dict[str, float] | None = None
+    ) -> Generation:
+        """Generate the image of a seed and capture beta of every attention layer in G and in D.
+
+        gamma, e.g. {"G.attn0": 0.0}, replaces those layers' learned gamma for this call only.
+        """
         if label is None:
             label = self.default_label(seed)
         elif not self.config.conditional:
@@ -133,7 +177,7 @@ class LoadedModel:
             raise ValueError(f"label {label} does not exist: the model has {self.config.num_classes} classes")
         labels = None if label is None else torch.tensor([label], device=self.device)
         z = latent_for_seed(seed, self.config.z_dim).to(self.device)
-        with self._lock:
+        with self.gamma_overridden(weights, gamma) as generator:
             with capture_attention(generator, "G") as g_layers:
                 image = generator(z, labels)
             with capture_attention(self.discriminator, "D") as d_layers:
@@ -141,6 +185,7 @@ class LoadedModel:
         return Generation(
             seed=seed, label=label, weights=weights, image=to_uint8_images(image)[0], image_tensor=image,
             layers={**g_layers, **d_layers}, discriminator_score=score.item(), step=self.step,
+            gamma_overrides={name: float(value) for name, value in (gamma or {}).items()},
         )
 
 

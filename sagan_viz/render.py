@@ -1,4 +1,4 @@
-"""Pictures of attention: heat maps, markers, arrows and the paper-style figure (PIL); Plotly charts.
+"""Pictures of attention: heat maps, markers, arrows and the paper-style figure (PIL).
 
 Coordinates: a display image shows the generated image (W, H pixels) at some size; a point
 (x, y) in generated-image pixels sits at (x * display_w / W, y * display_h / H) on it.
@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFont
 
 from .analysis import Peak, as_array, peaks_mass_share
@@ -330,40 +329,3 @@ def paper_figure(
         write_lines(draw, text_origin, captions[index], font, layout.line_height, colour)
     return figure
 
-
-def gamma_figure(history: dict, snapshot_steps: list[int] = ()) -> go.Figure:
-    """gamma of every attention layer against training step, signed, with snapshot steps marked."""
-    figure = go.Figure()
-    layers = (history or {}).get("gamma") or {}
-    if not layers:
-        figure.add_annotation(text="no attention layers", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-        figure.update_layout(title="γ per attention layer", xaxis_visible=False, yaxis_visible=False)
-        return figure
-    steps = history.get("step", [])
-    for name, values in layers.items():
-        points = [(step, value) for step, value in zip(steps, values) if value is not None]
-        figure.add_trace(go.Scatter(
-            x=[step for step, _ in points], y=[value for _, value in points], name=name, mode="lines",
-            line_dash="solid" if name.startswith("G.") else "dash",
-        ))
-    figure.add_hline(y=0, line_color="grey", line_width=1)
-    for step in snapshot_steps:
-        figure.add_vline(x=step, line_dash="dot", line_color="grey", line_width=1)
-    figure.update_layout(
-        title="γ per attention layer (0 = attention off; dotted: snapshots)",
-        xaxis_title="step", yaxis_title="γ", legend_title="layer",
-    )
-    return figure
-
-
-def loss_figure(history: dict) -> go.Figure:
-    """Hinge losses of D and G against training step (steps without a value skipped)."""
-    figure = go.Figure()
-    steps = (history or {}).get("step", [])
-    for key, name in (("loss_D", "D loss"), ("loss_G", "G loss")):
-        points = [(step, value) for step, value in zip(steps, (history or {}).get(key, [])) if value is not None]
-        figure.add_trace(go.Scatter(x=[s for s, _ in points], y=[v for _, v in points], name=name, mode="lines"))
-    if not steps:
-        figure.add_annotation(text="no losses recorded", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
-    figure.update_layout(title="hinge losses", xaxis_title="step", yaxis_title="loss")
-    return figure

@@ -1,9 +1,12 @@
 """Shared fixtures: tiny checkpoints made by the real trainer, never the bundled ones."""
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
+from sagan_viz.app import build_app
 from sagan_viz.config import ModelConfig
 from training.loop import train
 from training.options import TrainConfig
@@ -36,3 +39,47 @@ def tiny_checkpoint_dir(tmp_path_factory) -> Path:
 def tiny_checkpoint(tiny_checkpoint_dir) -> Path:
     """The newest snapshot of the tiny SAGAN run."""
     return sorted((tiny_checkpoint_dir / "tiny-sagan").glob("step_*.safetensors"))[-1]
+
+
+# Browser tests (Playwright driving Debian's Chromium, which .ci/run installs).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def studio_url(tiny_checkpoint_dir):
+    demo = build_app(tiny_checkpoint_dir, device="cpu")
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(studio_url):
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: .ci/run installs Debian's chromium"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(30_000)
+        page.goto(studio_url)
+        yield page
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("SAGAN_VIZ_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder

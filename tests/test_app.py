@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sagan_viz.app import build_app
-from sagan_viz.app.catalog import ModelCache, discover_checkpoints, newest_checkpoint
+from sagan_viz.app.catalog import ModelCache, StatisticsCache, discover_checkpoints, newest_checkpoint
 from sagan_viz.app.compare_tab import CompareTab
 from sagan_viz.app.dynamics_tab import DynamicsTab
 from sagan_viz.app.inspect_tab import InspectTab
@@ -113,10 +113,21 @@ def test_compare_updates_every_panel_and_a_checkpoint_without_attention_says_so(
 
 
 def test_dynamics_charts_gamma_of_every_layer_from_the_history(studio):
-    entries, default, _ = studio
-    gamma_chart, loss_chart = DynamicsTab(entries, default).show(str(default.path))
+    entries, default, cache = studio
+    gamma_chart, loss_chart = DynamicsTab(StatisticsCache(cache), entries, default).show(str(default.path))
     names = {trace.name for trace in gamma_chart.data}
     assert {"G.attn0", "D.attn0"} <= names
+
+
+def test_attention_statistics_cover_every_snapshot_and_are_cached(studio, monkeypatch):
+    entries, default, cache = studio
+    statistics = StatisticsCache(cache, seeds=(0, 1))
+    tab = DynamicsTab(statistics, entries, default)
+    chart = tab.show_statistics(str(default.path), progress=None)
+    steps = {x for trace in chart.data for x in trace.x}
+    assert steps == {0, 1, 2}
+    monkeypatch.setattr(cache, "get", lambda path: (_ for _ in ()).throw(AssertionError("recomputed")))
+    assert tab.show_statistics(str(default.path), progress=None).data == chart.data  # from the cache
 
 
 def test_display_click_maps_to_generated_pixels_at_any_display_size():

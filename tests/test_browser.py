@@ -4,57 +4,6 @@ Screenshots go to $SAGAN_VIZ_SCREENSHOTS (default: pytest's tmp folder); look at
 """
 from __future__ import annotations
 
-import os
-import socket
-from pathlib import Path
-
-import pytest
-
-from sagan_viz.app import build_app
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
-]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def studio_url(tiny_checkpoint_dir):
-    demo = build_app(tiny_checkpoint_dir, device="cpu")
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}"
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def page(studio_url):
-    from playwright.sync_api import sync_playwright
-
-    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: .ci/run installs Debian's chromium"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1100})
-        page.set_default_timeout(30_000)
-        page.goto(studio_url)
-        yield page
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("SAGAN_VIZ_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def image_bytes(page, selector: str) -> bytes:
     """The PNG currently shown by a Gradio Image component."""
     source = page.locator(f"{selector} img").first.get_attribute("src")

@@ -13,8 +13,6 @@ from sagan_viz.render import (
     draw_arrows,
     draw_markers,
     figure_layout,
-    gamma_figure,
-    loss_figure,
     normalise_for_display,
     paper_figure,
 )
@@ -136,37 +134,6 @@ def test_paper_figure_panels_show_each_querys_map():
     panel = figure[top : top + 128, left : left + 128].astype(int).sum(axis=2)
     assert panel[12 * 8 + 4, 3 * 8 + 4] > 600  # the cell's centre: bright
     assert panel[12 * 8 + 4, 12 * 8 + 4] < 300  # the mirrored cell (row and column swapped): dark
-
-
-def history(layers):
-    return {"interval": 25, "step": [0, 25, 50, 75], "loss_D": [None, 1.1, 1.0, 0.9],
-            "loss_G": [0.3, 0.4, 0.5, 0.6], "gamma": layers}
-
-
-def test_gamma_figure_has_one_trace_per_layer_and_marks_snapshots():
-    figure = gamma_figure(history({"G.attn0": [0, 0.01, -0.02, 0.05], "D.attn0": [0, 0.1, 0.2, 0.3]}),
-                          snapshot_steps=[25, 75])
-    assert [trace.name for trace in figure.data] == ["G.attn0", "D.attn0"]
-    assert list(figure.data[0].y) == [0, 0.01, -0.02, 0.05]
-    vertical = sorted(shape.x0 for shape in figure.layout.shapes if shape.x0 == shape.x1)
-    assert vertical == [25, 75]
-    assert any(shape.y0 == 0 and shape.y1 == 0 for shape in figure.layout.shapes)  # the zero line
-
-
-@pytest.mark.parametrize("layers", [{}, None])
-def test_gamma_figure_without_layers_says_so(layers):
-    figure = gamma_figure(history(layers))
-    assert len(figure.data) == 0
-    assert "no attention layers" in figure.layout.annotations[0].text
-    assert "no attention layers" in gamma_figure({}).layout.annotations[0].text
-
-
-def test_loss_figure_skips_missing_values():
-    figure = loss_figure(history({}))
-    by_name = {trace.name: trace for trace in figure.data}
-    assert list(by_name["D loss"].x) == [25, 50, 75]
-    assert list(by_name["G loss"].y) == [0.3, 0.4, 0.5, 0.6]
-    assert len(loss_figure({}).data) == 2
 
 
 def test_a_peak_at_the_query_itself_gets_a_ring_around_its_cell():

@@ -6,7 +6,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..devices import describe_device, resolve_device
-from .catalog import ModelCache, discover_checkpoints, entry_for, newest_checkpoint
+from .catalog import ModelCache, StatisticsCache, discover_checkpoints, entry_for, newest_checkpoint
 from .compare_tab import CompareTab
 from .dynamics_tab import DynamicsTab
 from .inspect_tab import InspectTab
@@ -40,5 +40,5 @@ def build_app(
             with gr.Tab("Compare", id="compare"):
                 CompareTab(cache, entries, default).build()
             with gr.Tab("Training dynamics", id="dynamics"):
-                DynamicsTab(entries, default).build(demo)
+                DynamicsTab(StatisticsCache(cache), entries, default).build(demo)
     return demo

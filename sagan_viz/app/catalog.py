@@ -96,3 +96,39 @@ class ModelCache:
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
         return model
+
+
+STATISTICS_SEEDS = tuple(range(8))  # the same images for every snapshot, so steps compare fairly
+
+
+class StatisticsCache:
+    """metrics.attention_statistics per checkpoint, computed once per process (switching back is instant)."""
+
+    def __init__(self, models: ModelCache, seeds: tuple[int, ...] = STATISTICS_SEEDS) -> None:
+        self.models = models
+        self.seeds = seeds
+        self._statistics: dict[tuple[str, float], dict] = {}
+        self._lock = threading.Lock()
+
+    def get(self, path: str | Path) -> dict[str, dict[str, float]]:
+        """{layer: {distance, entropy, query_dependence, gamma}} of one checkpoint."""
+        from ..metrics import attention_statistics  # deferred: metrics pulls in the feature network
+
+        key = (str(Path(path).resolve()), Path(path).stat().st_mtime)
+        with self._lock:
+            if key in self._statistics:
+                return self._statistics[key]
+        statistics = attention_statistics(self.models.get(path), self.seeds)
+        with self._lock:
+            self._statistics[key] = statistics
+        return statistics
+
+    def for_run(self, entry: CheckpointEntry, entries: list[CheckpointEntry], progress=None) -> dict[int, dict]:
+        """{step: statistics} for every snapshot beside entry, up to and including its step."""
+        snapshots = [e for e in entries if e.path.parent == entry.path.parent and e.step <= entry.step]
+        results = {}
+        for index, snapshot in enumerate(sorted(snapshots, key=lambda e: e.step)):
+            if progress is not None:
+                progress((index, len(snapshots)), desc=f"attention statistics: step {snapshot.step}")
+            results[snapshot.step] = self.get(snapshot.path)
+        return results

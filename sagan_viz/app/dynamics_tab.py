@@ -4,8 +4,8 @@ from __future__ import annotations
 import gradio as gr
 
 from ..checkpoint import read_checkpoint_summary
-from ..render import gamma_figure, loss_figure
-from .catalog import CheckpointEntry, entry_for, snapshot_steps
+from ..charts import attention_statistics_figure, gamma_figure, loss_figure
+from .catalog import STATISTICS_SEEDS, CheckpointEntry, StatisticsCache, entry_for, snapshot_steps
 from .errors import shown_to_user
 from .inspect_tab import checkpoint_choices
 
@@ -20,7 +20,8 @@ GAMMA_NOTE = (
 class DynamicsTab:
     """Builds the tab and wires one thin callback."""
 
-    def __init__(self, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+    def __init__(self, statistics: StatisticsCache, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+        self.statistics = statistics
         self.entries = entries
         self.default = default
 
@@ -33,6 +34,15 @@ class DynamicsTab:
         steps = snapshot_steps(entry_for(checkpoint), self.entries)
         return gamma_figure(summary.history, steps), loss_figure(summary.history)
 
+    @shown_to_user
+    def show_statistics(self, checkpoint: str, progress=gr.Progress()):
+        """Distance, entropy and query dependence of every snapshot of the run, beside gamma."""
+        if not checkpoint:
+            raise ValueError("choose a checkpoint")
+        entry = entry_for(checkpoint)
+        known = [e for e in self.entries if e.path.parent == entry.path.parent] or [entry]
+        return attention_statistics_figure(self.statistics.for_run(entry, known, progress))
+
     def build(self, demo: gr.Blocks) -> None:
         """Create the components inside the current gr.Blocks; charts fill on page load."""
         checkpoint = gr.Dropdown(
@@ -41,6 +51,12 @@ class DynamicsTab:
         )
         gr.Markdown(GAMMA_NOTE)
         gamma_plot = gr.Plot(label="γ against training step", elem_id="dynamics-gamma")
+        statistics_button = gr.Button(
+            f"Attention statistics of every snapshot (seeds 0–{len(STATISTICS_SEEDS) - 1}; a few seconds each, then cached)",
+            elem_id="dynamics-statistics-run",
+        )
+        statistics_plot = gr.Plot(label="Attention statistics per snapshot", elem_id="dynamics-statistics")
         loss_plot = gr.Plot(label="Hinge losses", elem_id="dynamics-loss")
         checkpoint.change(self.show, [checkpoint], [gamma_plot, loss_plot])
+        statistics_button.click(self.show_statistics, [checkpoint], [statistics_plot])
         demo.load(self.show, [checkpoint], [gamma_plot, loss_plot])
