@@ -46,10 +46,16 @@ def attend_explicit(
 
 def attend_fused(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     """o_j of eq. (2) without materialising beta (fused kernel, scale=1 as in the paper)."""
-    out = F.scaled_dot_product_attention(
-        query.unsqueeze(1), key.unsqueeze(1), value.unsqueeze(1), scale=1.0
-    )  # (B, 1, N, C_value): one head
-    return out.squeeze(1)
+    # The fused (flash) kernels need q, k, v of one width with unit stride in the last dimension;
+    # otherwise SDPA silently falls back to its math path, which builds the N x N scores. Zero
+    # channels leave f(x_i)^T g(x_j) unchanged, so pad q and k (or v) to a common width.
+    value_width = value.shape[-1]
+    width = max(query.shape[-1], value_width)
+    query = F.pad(query, (0, width - query.shape[-1])).unsqueeze(1)  # (B, 1, N, width): one head
+    key = F.pad(key, (0, width - key.shape[-1])).unsqueeze(1)  # (B, 1, N_key, width)
+    value = F.pad(value, (0, width - value_width)).unsqueeze(1).contiguous()  # (B, 1, N_key, width)
+    out = F.scaled_dot_product_attention(query.contiguous(), key.contiguous(), value, scale=1.0)
+    return out.squeeze(1)[..., :value_width]  # (B, N, C_value)
 
 
 def residual_output(x: torch.Tensor, o: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:

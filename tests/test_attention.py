@@ -126,3 +126,14 @@ def test_set_attention_path_switches_every_layer():
     assert not any(m.use_fused for m in model)
     set_attention_path(model, fused=True)
     assert all(m.use_fused for m in model)
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_fused_path_uses_a_fused_kernel_not_the_n_by_n_math_fallback(variant):
+    layer = SelfAttention(32, variant).eval()
+    x = torch.randn(2, 32, 16, 16, requires_grad=True)
+    with torch.profiler.profile() as profile:
+        layer(x).sum().backward()
+    names = {event.name for event in profile.events()}
+    assert "aten::_scaled_dot_product_attention_math" not in names
+    assert any("flash" in name or "efficient" in name for name in names)
