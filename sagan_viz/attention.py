@@ -70,7 +70,9 @@ def flatten_positions(feature_map: torch.Tensor) -> torch.Tensor:
 
 def unflatten_positions(sequence: torch.Tensor, height: int, width: int) -> torch.Tensor:
     """(B, H*W, C) -> (B, C, H, W), the inverse of flatten_positions."""
-    return sequence.transpose(1, 2).reshape(sequence.shape[0], -1, height, width)
+    # contiguous: a channels-last result would make y = gamma*o + x channels-last too, and the next
+    # convolution would then sum in another order (gamma = 0 would no longer equal "no attention").
+    return sequence.transpose(1, 2).reshape(sequence.shape[0], -1, height, width).contiguous()
 
 
 def conv1x1(in_channels: int, out_channels: int) -> nn.Module:

@@ -66,3 +66,28 @@ def test_gamma_chart_renders_one_trace_per_attention_layer(page, shots):
     names = page.evaluate("Array.from(document.querySelector('#dynamics-gamma .js-plotly-plot').data, t => t.name)")
     assert {"G.attn0", "D.attn0"} <= set(names)
     page.screenshot(path=shots / "5-dynamics.png", full_page=True)
+
+
+def test_teaching_walkthrough_renders_equations_and_gamma_zero_shows_the_difference(page, shots):
+    page.get_by_role("tab", name="Teaching").click()
+    page.click("#teaching-generate")
+    wait_for_new_image(page, "#teaching-image", None)
+    click_image_at(page, "#teaching-image", 0.31, 0.44)  # where the faces' left eye sits
+    wait_for_new_image(page, "#teaching-beta", None)
+    page.wait_for_selector("#teaching-steps .katex")
+    steps = page.locator("#teaching-steps").inner_text()
+    assert "C = 32, C̄ = 4, N = 16×16 = 256" in steps and "1.000000" in steps
+    assert "$$" not in steps  # every equation went through KaTeX
+    assert page.locator("#teaching-steps .katex-display").count() >= 6  # one displayed equation per step
+    page.screenshot(path=shots / "6-teaching-walkthrough.png", full_page=True)
+    number = page.locator("#teaching-gamma input[type='number']")
+    number.fill("0")
+    number.press("Enter")
+    page.click("#teaching-apply")
+    wait_for_new_image(page, "#teaching-difference", None)
+    wait_for_new_image(page, "#teaching-result", None)
+    page.wait_for_function("document.querySelector('#teaching-effect').innerText.includes('→ +0.0000')")
+    page.locator("#teaching-result").scroll_into_view_if_needed()
+    page.screenshot(path=shots / "7-teaching-gamma-zero.png", full_page=True)
+    assert "pixels changed" in page.locator("#teaching-effect").inner_text()
+    assert "Traceback" not in page.content()

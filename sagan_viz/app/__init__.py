@@ -6,10 +6,13 @@ from pathlib import Path
 import gradio as gr
 
 from ..devices import describe_device, resolve_device
+from ..teaching import LECTURE_GUIDE
+from .attribution_tab import AttributionTab
 from .catalog import ModelCache, StatisticsCache, discover_checkpoints, entry_for, newest_checkpoint
 from .compare_tab import CompareTab
 from .dynamics_tab import DynamicsTab
 from .inspect_tab import InspectTab
+from .teaching_tab import TeachingTab
 
 INTRO = (
     "# sagan-viz · inside a self-attention GAN\n"
@@ -32,6 +35,9 @@ def build_app(
     cache = ModelCache(torch_device)
     with gr.Blocks(title="sagan-viz") as demo:
         gr.Markdown(INTRO.format(device=describe_device(torch_device)))
+        with gr.Accordion("Lecture guide: a short script for a class (start here)", open=False,
+                          elem_id="lecture-guide"):
+            gr.Markdown(LECTURE_GUIDE)
         if not entries:
             gr.Markdown(f"No checkpoints found in `{checkpoint_dir}`: upload one in the Inspect tab.")
         with gr.Tabs():
@@ -39,6 +45,10 @@ def build_app(
                 InspectTab(cache, entries, default).build()
             with gr.Tab("Compare", id="compare"):
                 CompareTab(cache, entries, default).build()
+            with gr.Tab("Attribution", id="attribution"):
+                AttributionTab(cache, entries, default).build()
             with gr.Tab("Training dynamics", id="dynamics"):
                 DynamicsTab(StatisticsCache(cache), entries, default).build(demo)
+            with gr.Tab("Teaching", id="teaching"):
+                TeachingTab(cache, entries, default).build()
     return demo

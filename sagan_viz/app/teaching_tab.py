@@ -1,0 +1,174 @@
+"""The Teaching tab: one query through one attention layer, step by step, and what gamma does."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import gradio as gr
+
+from ..imaging import upscale_nearest
+from ..inspect import Generation
+from ..queries import query_view
+from ..teaching import (
+    NEAR_ZERO_GAMMA, QUERY_MARK, gamma_effect, gamma_effect_markdown, gamma_slider_range, gamma_text,
+    score_and_beta_images, teaching_walkthrough, walkthrough_markdown,
+)
+from .catalog import CheckpointEntry, ModelCache
+from .errors import shown_to_user
+from .inspect_tab import WEIGHT_CHOICES, checkpoint_choices, status_line
+from .state import display_click_to_pixel
+from .views import clickable_image, display_scale
+
+LATEX_DELIMITERS = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
+GRID_PIXELS = 256  # the score and beta maps are drawn about this wide
+GAMMA_STEP = 1e-4  # the slider's resolution; its ends (0 among them) are multiples of it
+NO_QUERY = "**Click the image** to choose the query cell *j*: the six steps of eqs. (1)–(3) appear here."
+
+
+@dataclass
+class TeachingState:
+    """What one user sees in the Teaching tab."""
+
+    checkpoint: str | None = None
+    generation: Generation | None = None  # made with the learned gamma of every layer
+    pixel: tuple[float, float] | None = None  # the query, in generated-image pixels (x, y)
+
+
+def steps_markdown(steps: list[tuple[str, str]]) -> str:
+    """The walkthrough's (title, body) steps as one Markdown page."""
+    return "\n\n".join(f"### {title}\n\n{body}" for title, body in steps)
+
+
+def gamma_slider(layer: str | None, learned: float | None) -> dict:
+    """The slider for the selected layer: 0 to twice its learned gamma, the learned value selected."""
+    if layer is None or learned is None:
+        return gr.update(interactive=False, label="γ (generate an image first)")
+    minimum, maximum = gamma_slider_range(learned)
+    label = f"γ of {layer}: learned γ = {gamma_text(learned)}; 0 switches its attention off"
+    if abs(learned) < NEAR_ZERO_GAMMA:
+        label += " (learned γ is about 0, so the range is ±0.5 instead of 0 … 2γ)"
+    return gr.update(minimum=round(minimum, 4), maximum=round(maximum, 4), value=round(learned, 4),
+                     step=GAMMA_STEP, label=label, interactive=True)
+
+
+class TeachingTab:
+    """Builds the tab's components and wires thin callbacks to sagan_viz.teaching."""
+
+    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+        self.cache = cache
+        self.entries = entries
+        self.default = default
+
+    def render(self, state: TeachingState, layer: str):
+        """Image with the query marked, score and beta maps, and the steps; (image, scores, beta, steps, state)."""
+        generation = state.generation
+        if state.pixel is None:
+            return clickable_image(generation, []), None, None, NO_QUERY, state
+        view = query_view(generation, layer, state.pixel, QUERY_MARK)
+        walkthrough = teaching_walkthrough(self.cache.get(state.checkpoint), generation, layer, view.cell)
+        cell_pixels = max(4, GRID_PIXELS // walkthrough.key_shape[1])
+        scores, beta = score_and_beta_images(walkthrough, cell_pixels)
+        grid = f"{walkthrough.key_shape[0]}×{walkthrough.key_shape[1]} key grid; blue frame: the query's cell"
+        scores_label = (f"Scores s_ij on the {grid}: {float(walkthrough.scores.min()):+.2f} (dark) … "
+                        f"{float(walkthrough.scores.max()):+.2f} (bright)")
+        beta_label = f"β_j,i on the {grid}: 0 (dark) … {float(walkthrough.beta.max()):.4f} (bright); sums to 1"
+        return (
+            clickable_image(generation, [view]), gr.update(value=scores, label=scores_label),
+            gr.update(value=beta, label=beta_label), steps_markdown(walkthrough_markdown(walkthrough)), state,
+        )
+
+    @shown_to_user
+    def generate(self, checkpoint: str, seed, weights: str, layer: str | None, state: TeachingState):
+        """Generate with the learned gammas; the query point stays, so seeds compare at the same spot."""
+        if not checkpoint:
+            raise ValueError("choose a checkpoint first")
+        model = self.cache.get(checkpoint)
+        layers = model.attention_layer_names()
+        if not layers:
+            raise ValueError(f"{model.name} has no attention layers: teaching mode needs a checkpoint with some")
+        generation = model.generate(seed=int(seed or 0), weights=weights)
+        layer = layer if layer in layers else layers[0]
+        state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation)
+        return (
+            *self.render(state, layer), gr.update(choices=layers, value=layer),
+            gamma_slider(layer, generation.layers[layer].gamma), status_line(model, generation), None, None, "",
+        )
+
+    @shown_to_user
+    def click(self, state: TeachingState, layer: str | None, event: gr.SelectData):
+        """The clicked pixel becomes the query j; the steps are recomputed for it."""
+        if state.generation is None:
+            raise ValueError("generate an image first")
+        height, width = state.generation.image.shape[:2]
+        scale = display_scale(width)
+        pixel = display_click_to_pixel(tuple(event.index), (width * scale, height * scale), (width, height))
+        return self.render(dataclasses.replace(state, pixel=pixel), layer)
+
+    @shown_to_user
+    def change_layer(self, state: TeachingState, layer: str | None):
+        """Same image and query, another layer: new steps and a slider for that layer's gamma."""
+        if state.generation is None:
+            return (gr.skip(),) * 9
+        slider = gamma_slider(layer, state.generation.layers[layer].gamma)
+        return (*self.render(state, layer), slider, None, None, "")
+
+    @shown_to_user
+    def apply_gamma(self, state: TeachingState, layer: str | None, gamma):
+        """Regenerate the same seed with the layer's gamma overridden; show the image and what changed."""
+        if state.generation is None:
+            raise ValueError("generate an image first")
+        if gamma is None:
+            raise ValueError("choose a value of γ with the slider")
+        original = state.generation
+        model = self.cache.get(state.checkpoint)
+        overridden = model.generate(original.seed, original.label, original.weights, gamma={layer: float(gamma)})
+        effect = gamma_effect(original, overridden)
+        scale = display_scale(original.image.shape[1])
+        learned = {layer: original.layers[layer].gamma}
+        return (
+            upscale_nearest(effect.image, scale), upscale_nearest(effect.difference_image, scale),
+            gamma_effect_markdown(effect, learned),
+        )
+
+    def build(self) -> None:
+        """Create the components inside the current gr.Blocks and wire the events."""
+        state = gr.State(TeachingState())
+        with gr.Row():
+            with gr.Column(scale=1, min_width=260):
+                checkpoint = gr.Dropdown(
+                    checkpoint_choices(self.entries), value=str(self.default.path) if self.default else None,
+                    label="Checkpoint", elem_id="teaching-checkpoint",
+                )
+                seed = gr.Number(value=7, precision=0, label="Seed", elem_id="teaching-seed")
+                weights = gr.Radio(WEIGHT_CHOICES, value="ema", label="Generator weights")
+                layer = gr.Dropdown([], label="Attention layer", elem_id="teaching-layer")
+                generate = gr.Button("Generate", variant="primary", elem_id="teaching-generate")
+                status = gr.Markdown(elem_id="teaching-status")
+            with gr.Column(scale=2, min_width=360):
+                image = gr.Image(label="Click a pixel: it becomes the query j", interactive=False, format="png",
+                                 elem_id="teaching-image", buttons=[])
+            with gr.Column(scale=1, min_width=260):
+                scores = gr.Image(label="Scores s_ij on the key grid", interactive=False, format="png",
+                                  elem_id="teaching-scores", buttons=[])
+                beta = gr.Image(label="β_j,i on the key grid", interactive=False, format="png",
+                                elem_id="teaching-beta", buttons=[])
+        steps = gr.Markdown(NO_QUERY, latex_delimiters=LATEX_DELIMITERS, elem_id="teaching-steps")
+        gr.Markdown("### What does γ do?\nSet the selected layer's γ for one image (the checkpoint is not "
+                    "changed) and compare it with the learned γ.")
+        with gr.Row():
+            gamma = gr.Slider(-0.5, 0.5, value=0.0, label="γ (generate an image first)", interactive=False,
+                              elem_id="teaching-gamma", scale=3)
+            apply = gr.Button("Apply γ", elem_id="teaching-apply", scale=1)
+        with gr.Row():
+            result = gr.Image(label="The same seed with this γ", interactive=False, format="png",
+                              elem_id="teaching-result", buttons=[])
+            difference = gr.Image(label="Where it changed: |Δ| per pixel, brightest = its maximum (see below)",
+                                  interactive=False, format="png", elem_id="teaching-difference", buttons=[])
+        effect = gr.Markdown(elem_id="teaching-effect")
+        rendered = [image, scores, beta, steps, state]
+        gamma_outputs = [result, difference, effect]
+        generate.click(self.generate, [checkpoint, seed, weights, layer, state],
+                       [*rendered, layer, gamma, status, *gamma_outputs])
+        image.select(self.click, [state, layer], rendered)
+        layer.input(self.change_layer, [state, layer], [*rendered, gamma, *gamma_outputs])
+        apply.click(self.apply_gamma, [state, layer, gamma], gamma_outputs)
