@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = parser.add_argument_group("model")
     defaults = ModelConfig()
-    model.add_argument("--resolution", type=int, default=defaults.resolution, choices=RESOLUTIONS)
+    model.add_argument("--resolution", type=int, default=defaults.resolution, choices=RESOLUTIONS,
+                       help="image side in pixels")
     model.add_argument("--z-dim", type=int, default=defaults.z_dim, help="latent size")
     model.add_argument("--g-channels", type=int, default=defaults.g_channels, help="G width at full resolution")
     model.add_argument("--d-channels", type=int, default=defaults.d_channels, help="D base width")

@@ -1,0 +1,365 @@
+"""The trainer: hinge losses, exact resume (also after SIGKILL mid-write), DDP on CPU, the CLI and samples."""
+import dataclasses
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.multiprocessing
+from PIL import Image
+
+from sagan_viz.checkpoint import PARTS, build_networks_from, load_resume_state, read_checkpoint, resume_state_path
+from sagan_viz.config import ModelConfig
+from sagan_viz.imaging import to_uint8_images
+from sagan_viz.networks import Discriminator, Generator
+from training.loop import (
+    CHECKPOINT_GLOB,
+    find_latest_checkpoint,
+    hinge_loss_discriminator,
+    hinge_loss_generator,
+    train,
+)
+from training.options import TrainConfig
+from training.train import build_parser, configs_from_arguments, main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(resolution=32, g_channels=8, d_channels=8, z_dim=16)
+TINY_FLAGS = ["--data", "faces", "--data-size", "64", "--resolution", "32", "--g-channels", "8",
+              "--d-channels", "8", "--z-dim", "16", "--batch-size", "4", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models run fastest on one thread; on a busy machine extra threads only wait for each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def run(out: Path, steps: int, *flags: str) -> None:
+    """The trainer's CLI, in this process."""
+    assert main([*TINY_FLAGS, "--out", str(out), "--steps", str(steps), *flags]) == 0
+
+
+def assert_same_networks(first, second) -> None:
+    for part in PARTS:
+        a, b = first.state_dicts[part], second.state_dicts[part]
+        assert a.keys() == b.keys()
+        different = [key for key in a if not torch.equal(a[key], b[key])]
+        assert not different, f"{part} differs in {different[:3]}"
+
+
+def assert_same_nested(first, second, where="") -> None:
+    """Equal dicts/lists of tensors and plain values (optimizer and RNG state)."""
+    if isinstance(first, torch.Tensor):
+        assert torch.equal(first, second), where
+    elif isinstance(first, dict):
+        assert first.keys() == second.keys(), where
+        for key in first:
+            assert_same_nested(first[key], second[key], f"{where}.{key}")
+    elif isinstance(first, (list, tuple)):
+        assert len(first) == len(second), where
+        for index, (a, b) in enumerate(zip(first, second)):
+            assert_same_nested(a, b, f"{where}[{index}]")
+    else:
+        assert first == second, where
+
+
+def test_hinge_losses_match_hand_computed_values():
+    real = torch.tensor([2.0, 0.5, -1.0])
+    fake = torch.tensor([-2.0, 0.0, 0.5])
+    # D: mean(max(0, 1 - real)) = (0 + 0.5 + 2) / 3; mean(max(0, 1 + fake)) = (0 + 1 + 1.5) / 3
+    assert hinge_loss_discriminator(real, fake).item() == pytest.approx(5.0 / 3.0)
+    assert hinge_loss_discriminator(torch.tensor([1.0, 3.0]), torch.tensor([-1.0, -4.0])).item() == 0.0
+    assert hinge_loss_generator(fake).item() == pytest.approx(0.5)  # -mean(fake)
+    assert hinge_loss_generator(torch.tensor([3.0, 1.0])).item() == pytest.approx(-2.0)
+
+
+def test_resuming_halfway_gives_the_same_weights_optimizers_and_history_as_one_run(tmp_path):
+    flags = ("--checkpoint-every", "2", "--history-every", "2", "--sample-every", "1000")
+    run(tmp_path / "straight", 4, *flags)
+    run(tmp_path / "halves", 2, *flags)
+    run(tmp_path / "halves", 4, *flags, "--resume")
+    straight = read_checkpoint(tmp_path / "straight" / "step_0000004.safetensors")
+    resumed = read_checkpoint(tmp_path / "halves" / "step_0000004.safetensors")
+    assert_same_networks(straight, resumed)
+    assert straight.history == resumed.history
+    assert straight.history["step"] == [0, 2, 4]
+    assert_same_nested(load_resume_state(straight.path), load_resume_state(resumed.path))
+    halfway = read_checkpoint(tmp_path / "straight" / "step_0000002.safetensors")
+    changed = halfway.state_dicts["G"]["linear.parametrizations.weight.original"]
+    assert not torch.equal(changed, straight.state_dicts["G"]["linear.parametrizations.weight.original"])
+
+
+def test_resuming_from_the_step_zero_checkpoint_does_not_repeat_step_zero(tmp_path):
+    run(tmp_path / "straight", 2, "--checkpoint-every", "1", "--history-every", "1", "--sample-every", "1000")
+    (tmp_path / "resumed").mkdir()
+    for name in ("step_0000000.safetensors", "step_0000000.resume.pt"):
+        shutil.copy(tmp_path / "straight" / name, tmp_path / "resumed" / name)
+    run(tmp_path / "resumed", 2, "--checkpoint-every", "1", "--history-every", "1", "--sample-every", "1000",
+        "--resume")
+    straight = read_checkpoint(tmp_path / "straight" / "step_0000002.safetensors")
+    resumed = read_checkpoint(tmp_path / "resumed" / "step_0000002.safetensors")
+    assert resumed.history["step"] == [0, 1, 2]
+    assert resumed.history == straight.history
+    assert_same_networks(straight, resumed)
+
+
+# --- SIGKILL while a checkpoint is being written, then --resume ---------------------------------------------
+
+KILL_STEPS = 30
+KILL_FLAGS = ("--checkpoint-every", "1", "--history-every", "1", "--sample-every", "1000")
+
+
+def temporaries(out: Path) -> set[str]:
+    return {name for name in os.listdir(out) if name.startswith(".step_") and name.endswith(".tmp")} \
+        if out.exists() else set()
+
+
+def checkpoint_names(out: Path) -> set[str]:
+    return {path.name for path in out.glob(CHECKPOINT_GLOB)} if out.exists() else set()
+
+
+def launch_trainer(out: Path, log: Path, resume: bool) -> subprocess.Popen:
+    command = [sys.executable, "-m", "training.train", *TINY_FLAGS, *KILL_FLAGS, "--steps", str(KILL_STEPS),
+               "--out", str(out), *(["--resume"] if resume else [])]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(log, "ab") as stream:
+        return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=stream, stderr=stream)
+
+
+def kill_while_writing(process: subprocess.Popen, out: Path, log: Path, file_kind: str) -> str:
+    """Poll every ~1 ms; SIGKILL while a temporary .step_*<file_kind>*.tmp exists (after >= 2 new checkpoints).
+
+    Falls back to a kill once 5 new checkpoints exist. Returns what happened, for the record.
+    """
+    stale_temporaries, old_checkpoints = temporaries(out), checkpoint_names(out)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"trainer ended before the kill:\n{log.read_text()[-2000:]}"
+        new_checkpoints = len(checkpoint_names(out) - old_checkpoints)
+        writing = {name for name in temporaries(out) - stale_temporaries if file_kind in name}
+        if writing and new_checkpoints >= 2:
+            process.kill()
+            process.wait()
+            left_behind = temporaries(out) - stale_temporaries
+            if left_behind:
+                return f"killed mid-write of {sorted(left_behind)[0]}"
+            return f"killed just after the write of {sorted(writing)[0]} finished"
+        if new_checkpoints >= 5:
+            process.kill()
+            process.wait()
+            return f"fallback: killed with {new_checkpoints} new checkpoints, no write seen"
+        time.sleep(0.001)
+    process.kill()
+    process.wait()
+    raise AssertionError(f"the trainer wrote no checkpoints in 120 s:\n{log.read_text()[-2000:]}")
+
+
+def assert_folder_survived_the_kill(out: Path) -> Path:
+    """Every file named as a checkpoint loads, and the newest resumable one has its resume state."""
+    for path in sorted(out.glob(CHECKPOINT_GLOB)):
+        contents = read_checkpoint(path)
+        assert contents.history["step"] == list(range(contents.step + 1)), path.name
+    latest = find_latest_checkpoint(out)
+    assert latest is not None
+    read_checkpoint(latest)
+    load_resume_state(latest)
+    return latest
+
+
+def test_kill_during_a_checkpoint_write_then_resume_continues_exactly(tmp_path, record_property):
+    out, log = tmp_path / "run", tmp_path / "trainer.log"
+    events = []
+    # Kill inside any write (the resume-state sidecar comes first), then inside a checkpoint file's own write.
+    wanted = [".step_", ".safetensors."]
+    for attempt in range(4):  # the first run is fresh; later ones are killed --resume runs
+        process = launch_trainer(out, log, resume=attempt > 0)
+        events.append(kill_while_writing(process, out, log, wanted[0]))
+        assert_folder_survived_the_kill(out)
+        if events[-1].startswith("killed mid-write"):
+            wanted.pop(0)
+        if not wanted:
+            break
+    record_property("kill_events", events)
+    print(f"\nkill-and-resume: {'; '.join(events)}")
+
+    start = read_checkpoint(assert_folder_survived_the_kill(out))
+    assert start.step < KILL_STEPS
+    run(out, KILL_STEPS, *KILL_FLAGS, "--resume")
+    final = read_checkpoint(out / f"step_{KILL_STEPS:07d}.safetensors")
+    history = final.history
+    assert history["step"] == list(range(KILL_STEPS + 1))  # fixed interval 1, from 0, no gaps or repeats
+    kept = start.step + 1
+    for series in ("loss_D", "loss_G"):
+        assert len(history[series]) == KILL_STEPS + 1
+        assert history[series][:kept] == start.history[series]
+    assert history["gamma"].keys() == start.history["gamma"].keys() and len(history["gamma"]) == 2
+    for name, values in history["gamma"].items():
+        assert len(values) == KILL_STEPS + 1
+        assert values[:kept] == start.history["gamma"][name]
+
+    # The killed-and-resumed run equals one that was never interrupted.
+    run(tmp_path / "uninterrupted", KILL_STEPS, "--checkpoint-every", "1000", "--history-every", "1",
+        "--sample-every", "1000")
+    reference = read_checkpoint(tmp_path / "uninterrupted" / f"step_{KILL_STEPS:07d}.safetensors")
+    assert_same_networks(reference, final)
+    assert reference.history == history
+
+
+# --- DDP: two CPU processes with gloo -------------------------------------------------------------------------
+
+DDP_STEPS = 3
+
+
+def ddp_worker(rank: int, world_size: int, port: int, out_dir: str, dump_dir: str) -> None:
+    """One torchrun-like rank: train, then dump this rank's final weights for the test to compare."""
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    options = TrainConfig(out_dir=out_dir, data_size=64, steps=DDP_STEPS, batch_size=4, checkpoint_every=2,
+                          history_every=1, sample_every=1000, progress=False, device="cpu")
+    state = train(options, ModelConfig(**TINY))
+    torch.save({"G": state.generator.state_dict(), "G_ema": state.generator_ema.state_dict(),
+                "D": state.discriminator.state_dict()}, Path(dump_dir) / f"rank{rank}.pt")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_ddp_on_two_cpu_processes_keeps_ranks_identical_and_only_rank_0_writes(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out, dumps = tmp_path / "run", tmp_path / "dumps"
+    dumps.mkdir()
+    torch.multiprocessing.spawn(ddp_worker, args=(2, free_port(), str(out), str(dumps)), nprocs=2, join=True)
+    ranks = [torch.load(dumps / f"rank{rank}.pt", weights_only=True) for rank in (0, 1)]
+    config = ModelConfig(**TINY)
+    generator_parameters = [name for name, _ in Generator(config).named_parameters()]
+    parameter_names = {"G": generator_parameters, "G_ema": generator_parameters,
+                       "D": [name for name, _ in Discriminator(config).named_parameters()]}
+    for part, names in parameter_names.items():
+        different = [name for name in names if not torch.equal(ranks[0][part][name], ranks[1][part][name])]
+        assert not different, f"{part} parameters differ between ranks: {different[:3]}"
+        # Buffers too (SN vectors, BN counters), except BN running statistics: DDP broadcasts rank 0's
+        # buffers at the start of each forward, and each rank's last forward then adds its own batch.
+        different = [key for key in ranks[0][part] if not torch.equal(ranks[0][part][key], ranks[1][part][key])]
+        assert all(key.endswith(("running_mean", "running_var")) for key in different), different
+
+    assert checkpoint_names(out) == {"step_0000000.safetensors", "step_0000002.safetensors",
+                                     "step_0000003.safetensors"}
+    final = read_checkpoint(out / "step_0000003.safetensors")
+    for part in PARTS:  # the checkpoint is rank 0's state, buffers included
+        assert all(torch.equal(ranks[0][part][key], value) for key, value in final.state_dicts[part].items())
+    first = read_checkpoint(out / "step_0000000.safetensors")
+    assert not torch.equal(first.state_dicts["D"]["linear.parametrizations.weight.original"],
+                           final.state_dicts["D"]["linear.parametrizations.weight.original"])
+    resume_state = load_resume_state(final.path)
+    data_states = resume_state["data_generator_states"]
+    assert len(data_states) == 2 and not torch.equal(data_states[0], data_states[1])  # each rank drew its own data
+    assert final.history["step"] == [0, 1, 2, 3]
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """A 3-step run with samples every 2 steps and checkpoints at 0, 2 and 3."""
+    out = tmp_path_factory.mktemp("finished") / "run"
+    run(out, 3, "--sample-every", "2", "--checkpoint-every", "2", "--history-every", "1")
+    return out
+
+
+def test_help_mentions_a_flag_for_every_training_and_model_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    renamed = {"out_dir": "--out", "progress": "--no-progress", "num_classes": "--conditional"}
+    fields = [f.name for f in dataclasses.fields(TrainConfig)] + [
+        f.name for f in dataclasses.fields(ModelConfig) if f.name != "image_channels"  # RGB only
+    ]
+    expected = [renamed.get(name, "--" + name.replace("_", "-")) for name in fields] + ["--resume", "--help"]
+    missing = [flag for flag in expected if flag not in text]
+    assert not missing, missing
+    for action in build_parser()._actions:  # and every flag the parser has is explained
+        assert action.help, action.option_strings
+
+
+def test_flag_defaults_are_the_config_defaults():
+    options, config = configs_from_arguments(build_parser().parse_args(["--out", "somewhere"]))
+    assert options == TrainConfig(out_dir="somewhere")
+    assert config == ModelConfig()
+
+
+def error_cases(tmp_path: Path, finished_run: Path) -> dict[str, tuple[list[str], str]]:
+    return {
+        "attention size": (["--resolution", "32", "--g-attention", "64", "--out", str(tmp_path)],
+                           "G has no 64x64 feature map at resolution 32"),
+        "zero steps": (["--steps", "0", "--out", str(tmp_path)], "steps must be at least 1 (got 0)"),
+        "no cuda": (["--device", "cuda", "--out", str(tmp_path)], "sees no CUDA GPU"),
+        "unknown data": (["--data", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "out")],
+                         "unknown data source"),
+        "nothing to resume": (["--resume", "--out", str(tmp_path / "empty")], "no checkpoint with resume state"),
+        "folder has checkpoints": (["--out", str(finished_run)], "already holds checkpoints"),
+    }
+
+
+def assert_one_line_error(stderr: str, reason: str) -> None:
+    assert "Traceback" not in stderr, stderr
+    error_lines = [line for line in stderr.splitlines() if "error:" in line]
+    assert len(error_lines) == 1, stderr
+    assert error_lines[0].startswith("python -m training.train: error:"), stderr
+    assert reason in error_lines[0], stderr
+
+
+@pytest.mark.parametrize("case", ["attention size", "zero steps", "no cuda", "unknown data", "nothing to resume",
+                                  "folder has checkpoints"])
+def test_impossible_flags_exit_with_code_2_and_a_one_line_error(tmp_path, finished_run, capsys, case):
+    if case == "no cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    argv, reason = error_cases(tmp_path, finished_run)[case]
+    before = sorted(p.name for p in finished_run.iterdir())
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY_FLAGS, *argv])  # a later flag wins, e.g. --device cuda over --device cpu
+    assert exit_.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, reason)
+    assert sorted(p.name for p in finished_run.iterdir()) == before  # nothing was overwritten
+
+
+def test_the_real_process_exits_2_without_a_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "training.train", "--steps", "0", "--out", str(tmp_path)],
+                            cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, "steps must be at least 1 (got 0)")
+
+
+def test_sample_grids_are_written_at_the_interval_with_eight_columns_from_ema_G(finished_run):
+    samples = finished_run / "samples"
+    assert sorted(p.name for p in samples.iterdir()) == ["step_0000002.png", "step_0000003.png"]  # + final step
+    grid = np.asarray(Image.open(samples / "step_0000003.png").convert("RGB"))
+    tile, padding, columns = 32, 1, 8
+    side = columns * (tile + padding) + padding  # 64 samples: 8 x 8 tiles with 1-pixel gaps
+    assert grid.shape == (side, side, 3)
+    for line in range(0, side, tile + padding):
+        assert (grid[:, line] == 255).all() and (grid[line, :] == 255).all()
+    contents = read_checkpoint(finished_run / "step_0000003.safetensors")
+    _, generator_ema, _ = build_networks_from(contents)
+    z = torch.randn(64, 16, generator=torch.Generator().manual_seed(contents.training["seed"] + 1))
+    with torch.no_grad():
+        expected = to_uint8_images(generator_ema(z))
+    for index in (0, 7, 8, 63):
+        top, left = 1 + (index // columns) * (tile + padding), 1 + (index % columns) * (tile + padding)
+        assert np.array_equal(grid[top : top + tile, left : left + tile], expected[index]), index
+    earlier = np.asarray(Image.open(samples / "step_0000002.png").convert("RGB"))
+    assert not np.array_equal(earlier, grid)
