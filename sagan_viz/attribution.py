@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from captum.attr import IntegratedGradients, LayerGradientXActivation, LayerIntegratedGradients, Saliency
 from PIL import Image, ImageDraw
 
 from .analysis import as_array, find_peaks
@@ -80,6 +79,9 @@ def layer_input_attribution(forward, layer: SelfAttention, z: torch.Tensor, labe
 
     integrated_gradients integrates in the layer's input space from x(z = 0) to x(z), the same label.
     """
+    # Imported here, not at module import: captum brings matplotlib, and the studio starts without either.
+    from captum.attr import LayerGradientXActivation, LayerIntegratedGradients
+
     arguments = dict(additional_forward_args=(labels,), attribute_to_layer_input=True)
     if method == "gradient_x_activation":
         attribution = LayerGradientXActivation(forward, layer).attribute(z, **arguments)
@@ -138,6 +140,7 @@ def discriminator_attribution(model: LoadedModel, generation: Generation, method
     """
     if method not in DISCRIMINATOR_METHODS:
         raise ValueError(f"method must be one of {DISCRIMINATOR_METHODS}, got {method!r}")
+    from captum.attr import IntegratedGradients, Saliency  # here, not at module import: see layer_input_attribution
     images = generation.image_tensor.detach().to(model.device, torch.float32).clone().requires_grad_()  # (1, 3, H, W)
     _, labels = generation_inputs(model, generation)
 

@@ -6,6 +6,7 @@ Coordinates: a display image shows the generated image (W, H pixels) at some siz
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -56,16 +57,32 @@ def upsample_to(values: np.ndarray, height: int, width: int) -> np.ndarray:
     return values[rows[:, None], columns[None, :]]
 
 
+def common_block(length: int, cells: int, scale: int) -> int:
+    """The largest divisor k of scale such that upsample_to's nearest-neighbour index over length * scale
+    rows is constant on blocks of k rows, so the result can be built at length * scale / k and upscaled."""
+    source = np.arange(length * scale) * cells // (length * scale)
+    for block in sorted((k for k in range(1, scale + 1) if scale % k == 0), reverse=True):
+        if (source.reshape(-1, block) == source[::block, None]).all():
+            return block
+    return 1
+
+
 def attention_overlay(image: np.ndarray, attention_map, scale: int) -> np.ndarray:
     """(H, W, 3) uint8 image -> (H*scale, W*scale, 3): the image dimmed, the normalised map blended on top."""
+    height, width = image.shape[:2]
+    normalised = normalise_for_display(attention_map)
+    # Blend at the coarsest resolution that loses nothing (the image's when the key grid divides it), then
+    # upscale nearest: the same pixels as blending at full size, a fraction of the work.
+    block = min(common_block(height, normalised.shape[0], scale), common_block(width, normalised.shape[1], scale))
+    fine = scale // block
     # The image in grey, so that its own colours are never read as attention.
-    grey = upscale_nearest(image, scale).astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    values = upsample_to(normalise_for_display(attention_map), grey.shape[0], grey.shape[1])
+    grey = upscale_nearest(image, fine).astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    values = upsample_to(normalised, grey.shape[0], grey.shape[1])
     heat = colourise(values).astype(np.float64)
     # Opacity rises with attention: unattended areas keep a faint image, attended ones are pure colour.
     opacity = (0.45 + 0.55 * values)[..., None]
     blended = (1 - opacity) * 0.7 * grey[..., None] + opacity * heat
-    return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return upscale_nearest(np.clip(np.rint(blended), 0, 255).astype(np.uint8), block)
 
 
 def attention_grid_image(attention_map, cell_pixels: int) -> np.ndarray:
@@ -97,14 +114,79 @@ def to_display(point: tuple[float, float], image_size: tuple[int, int], display_
     return point[0] * display_size[0] / image_size[0], point[1] * display_size[1] / image_size[1]
 
 
+Box = tuple[float, float, float, float]  # (left, top, right, bottom) in display pixels
+
+
+def bounding_box(points) -> Box | None:
+    """The smallest box holding every (x, y) point (None for no points)."""
+    points = np.asarray(list(points), float).reshape(-1, 2)
+    if not len(points):
+        return None
+    (left, top), (right, bottom) = points.min(axis=0), points.max(axis=0)
+    return float(left), float(top), float(right), float(bottom)
+
+
+@dataclass(frozen=True)
+class Painting:
+    """What draw_smoothly paints: paint(draw, factor, origin) and the box it stays inside (display pixels).
+
+    paint draws the display point (x, y) at layer_point((x, y), factor, origin) = ((x - origin[0]) * factor,
+    (y - origin[1]) * factor); called with two arguments it paints on a layer covering the whole display.
+    """
+
+    paint: Callable[[ImageDraw.ImageDraw, int, tuple[int, int]], None]
+    box: Box | None
+
+    def __call__(self, draw: ImageDraw.ImageDraw, factor: int, origin: tuple[int, int] = (0, 0)) -> None:
+        self.paint(draw, factor, origin)
+
+
+def painted_region(display: Image.Image, paint) -> tuple[int, int, int, int] | None:
+    """The whole-pixel part of display that draw_smoothly supersamples: a Painting's box with a margin for
+    anti-aliased edges and outlines, clipped to the display; the whole display for a plain paint function."""
+    if not isinstance(paint, Painting):
+        return 0, 0, *display.size
+    if paint.box is None:
+        return None
+    margin = 2  # pixels: smoothed edges and outline widths reach a little past the shapes' corners
+    left, top = max(0, int(np.floor(paint.box[0])) - margin), max(0, int(np.floor(paint.box[1])) - margin)
+    right = min(display.size[0], int(np.ceil(paint.box[2])) + margin)
+    bottom = min(display.size[1], int(np.ceil(paint.box[3])) + margin)
+    return (left, top, right, bottom) if right > left and bottom > top else None
+
+
 def draw_smoothly(display: Image.Image, paint) -> Image.Image:
-    """paint(draw, factor) on a transparent layer SUPERSAMPLING times larger, composited onto a copy."""
-    width, height = display.size
-    layer = Image.new("RGBA", (width * SUPERSAMPLING, height * SUPERSAMPLING), (0, 0, 0, 0))
-    paint(ImageDraw.Draw(layer), SUPERSAMPLING)
-    result = display.convert("RGBA")
-    result.alpha_composite(layer.resize((width, height), Image.Resampling.LANCZOS))
-    return result.convert("RGB")
+    """paint on a transparent layer SUPERSAMPLING times larger, box-filtered down, composited onto a copy.
+
+    Only the painted region is supersampled (a Painting's box; else the painted pixels of a whole-display
+    layer), so the cost follows what is drawn, not the display's size. Image.reduce is a box filter: each
+    pixel gets exactly the share of it that the shapes cover.
+    """
+    result = display.convert("RGB")
+    region = painted_region(display, paint)
+    if region is None:
+        return result
+    left, top, right, bottom = region
+    layer = Image.new("RGBA", ((right - left) * SUPERSAMPLING, (bottom - top) * SUPERSAMPLING), (0, 0, 0, 0))
+    if isinstance(paint, Painting):
+        paint(ImageDraw.Draw(layer), SUPERSAMPLING, (left, top))
+    else:  # a plain paint(draw, factor): keep only the pixels it touched, aligned to whole display pixels
+        paint(ImageDraw.Draw(layer), SUPERSAMPLING)
+        touched = layer.getbbox()
+        if touched is None:
+            return result
+        left, top = touched[0] // SUPERSAMPLING, touched[1] // SUPERSAMPLING
+        right, bottom = -(-touched[2] // SUPERSAMPLING), -(-touched[3] // SUPERSAMPLING)
+        layer = layer.crop(tuple(SUPERSAMPLING * v for v in (left, top, right, bottom)))
+    patch = result.crop((left, top, right, bottom)).convert("RGBA")
+    patch.alpha_composite(layer.reduce(SUPERSAMPLING))
+    result.paste(patch.convert("RGB"), (left, top))
+    return result
+
+
+def layer_point(point, factor: int, origin: tuple[int, int]) -> tuple[float, float]:
+    """A display point (x, y) -> its place on draw_smoothly's supersampled layer."""
+    return (point[0] - origin[0]) * factor, (point[1] - origin[1]) * factor
 
 
 def display_scale(display: Image.Image, image_size: tuple[int, int]) -> float:
@@ -115,15 +197,16 @@ def display_scale(display: Image.Image, image_size: tuple[int, int]) -> float:
 def draw_markers(display: Image.Image, queries, image_size: tuple[int, int]) -> Image.Image:
     """Filled circles in each query's colour with a dark outline, at each query pixel."""
     radius = max(4.0, 0.9 * display_scale(display, image_size))
+    centres = [to_display(query.pixel, image_size, display.size) for query in queries]
 
-    def paint(draw: ImageDraw.ImageDraw, factor: int) -> None:
-        for query in queries:
-            x, y = to_display(query.pixel, image_size, display.size)
-            r = radius * factor
-            box = (x * factor - r, y * factor - r, x * factor + r, y * factor + r)
-            draw.ellipse(box, fill=tuple(query.colour), outline=OUTLINE, width=round(0.3 * r))
+    def paint(draw: ImageDraw.ImageDraw, factor: int, origin) -> None:
+        r = radius * factor
+        for query, centre in zip(queries, centres):
+            x, y = layer_point(centre, factor, origin)
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(query.colour), outline=OUTLINE, width=round(0.3 * r))
 
-    return draw_smoothly(display, paint)
+    box = bounding_box([(x + dx, y + dy) for x, y in centres for dx in (-radius, radius) for dy in (-radius, radius)])
+    return draw_smoothly(display, Painting(paint, box))
 
 
 def arrow_polygon(start, end, shaft: float, head_length: float, head_width: float) -> list[tuple[float, float]]:
@@ -151,10 +234,15 @@ def outlined_arrow(start, end, shaft: float, outline: float) -> tuple[list, list
     return dark, arrow_polygon(start, end, shaft, head_length, head_width)
 
 
+def ring_radius(hole: float, width: float, outline: float) -> float:
+    """Outer radius of draw_ring's ring."""
+    return hole + width + 2 * outline  # PIL draws an ellipse's width inwards from its box
+
+
 def draw_ring(draw: ImageDraw.ImageDraw, centre, hole: float, width: float, outline: float, colour) -> None:
     """A ring in colour with dark edges around a clear hole of the given radius (lengths supersampled)."""
     x, y = centre
-    outer = hole + width + 2 * outline  # PIL draws an ellipse's width inwards from its box
+    outer = ring_radius(hole, width, outline)
     draw.ellipse((x - outer, y - outer, x + outer, y + outer), outline=OUTLINE, width=round(width + 2 * outline))
     inner = outer - outline
     draw.ellipse((x - inner, y - inner, x + inner, y + inner), outline=tuple(colour), width=round(width))
@@ -166,22 +254,37 @@ def draw_arrows(display: Image.Image, query: QueryView, key_shape, image_size) -
     start = np.asarray(to_display(query.pixel, image_size, display.size))
     cell_radius = 0.5 * display.size[0] / key_shape[1]
     outline = max(1.0, 0.15 * scale)
+    shapes = []  # in drawing order, display pixels: ("ring", centre, hole, width) or ("polygon", corners, colour)
+    for peak in query.peaks:
+        end = np.asarray(cell_center(peak.cell, tuple(key_shape), display.size))
+        shaft = max(2.0, scale * (0.25 + 0.9 * np.sqrt(peak.mass)))
+        length = np.linalg.norm(end - start)
+        if length < max(2 * shaft + 8, 3 * cell_radius):  # the peak is (next to) the query: ring it
+            shapes.append(("ring", end, 1.3 * cell_radius, shaft))  # the hole keeps the key cell itself visible
+            continue
+        # Stop at the cell's edge so that the arrowhead does not hide the peak it points at.
+        tip = end - (end - start) * min(0.8 * cell_radius, length - 2 * shaft - 8) / length
+        dark, coloured = outlined_arrow(start, tip, shaft, outline)
+        shapes += [("polygon", dark, OUTLINE), ("polygon", coloured, tuple(query.colour))]
 
-    def paint(draw: ImageDraw.ImageDraw, factor: int) -> None:
-        for peak in query.peaks:
-            end = np.asarray(cell_center(peak.cell, tuple(key_shape), display.size))
-            shaft = max(2.0, scale * (0.25 + 0.9 * np.sqrt(peak.mass)))
-            length = np.linalg.norm(end - start)
-            if length < max(2 * shaft + 8, 3 * cell_radius):  # the peak is (next to) the query: ring it
-                hole = 1.3 * cell_radius  # the key cell itself stays visible
-                draw_ring(draw, end * factor, hole * factor, shaft * factor, outline * factor, query.colour)
-                continue
-            # Stop at the cell's edge so that the arrowhead does not hide the peak it points at.
-            tip = end - (end - start) * min(0.8 * cell_radius, length - 2 * shaft - 8) / length
-            for polygon, colour in zip(outlined_arrow(start, tip, shaft, outline), (OUTLINE, tuple(query.colour))):
-                draw.polygon([(x * factor, y * factor) for x, y in polygon], fill=colour)
+    def paint(draw: ImageDraw.ImageDraw, factor: int, origin) -> None:
+        for kind, *shape in shapes:
+            if kind == "ring":
+                centre, hole, width = shape
+                draw_ring(draw, layer_point(centre, factor, origin), hole * factor, width * factor,
+                          outline * factor, query.colour)
+            else:
+                corners, colour = shape
+                draw.polygon([layer_point(corner, factor, origin) for corner in corners], fill=colour)
 
-    return draw_smoothly(display, paint)
+    corners = []
+    for kind, *shape in shapes:
+        if kind == "ring":
+            outer = ring_radius(shape[1], shape[2], outline)
+            corners += [shape[0] - outer, shape[0] + outer]
+        else:
+            corners += shape[0]
+    return draw_smoothly(display, Painting(paint, bounding_box(corners)))
 
 
 def figure_font(size: int) -> ImageFont.FreeTypeFont:

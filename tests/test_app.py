@@ -1,6 +1,8 @@
 """The studio's callbacks, driven directly (the browser test drives the same through Chromium)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import pytest
@@ -142,3 +144,14 @@ def test_at_most_five_queries_are_kept_newest_last():
     for index in range(7):
         queries = add_query(queries, (index, index))
     assert queries == [(i, i) for i in range(2, 7)]
+
+
+def test_save_png_keeps_only_the_newest_files_in_its_folder(tmp_path):
+    from PIL import Image
+
+    from sagan_viz.app.views import save_png
+
+    image = Image.new("RGB", (8, 8), (10, 20, 30))
+    paths = [save_png(image, tmp_path, keep=3) for _ in range(5)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(p).name for p in paths[-3:])
+    assert np.array_equal(np.asarray(Image.open(paths[-1])), np.asarray(image))

@@ -9,6 +9,7 @@ from sagan_viz.render import (
     QueryView,
     attention_grid_image,
     attention_overlay,
+    draw_smoothly,
     colourise,
     draw_arrows,
     draw_markers,
@@ -154,3 +155,39 @@ def test_text_falls_back_to_plain_letters_for_fonts_without_greek():
     from sagan_viz.render import plain_text
 
     assert plain_text("max β = 3× uniform", ImageFont.load_default(size=12)) == "max beta = 3x uniform"
+
+
+@pytest.mark.parametrize("shape, key_shape, scale", [((32, 32), (16, 16), 8), ((6, 10), (3, 5), 2), ((10, 10), (3, 7), 5)])
+def test_overlay_matches_blending_at_full_size_then_every_cell_solid(shape, key_shape, scale):
+    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
+    beta = np.random.default_rng(1).random(key_shape)
+    overlay = attention_overlay(image, beta, scale)
+    # The reference: blended pixel by pixel at (H*scale, W*scale), as the overlay was first written.
+    grey = np.repeat(np.repeat(image, scale, 0), scale, 1).astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    rows = np.arange(grey.shape[0]) * key_shape[0] // grey.shape[0]
+    columns = np.arange(grey.shape[1]) * key_shape[1] // grey.shape[1]
+    values = normalise_for_display(beta)[rows[:, None], columns[None, :]]
+    opacity = (0.45 + 0.55 * values)[..., None]
+    expected = (1 - opacity) * 0.7 * grey[..., None] + opacity * colourise(values).astype(np.float64)
+    assert np.array_equal(overlay, np.clip(np.rint(expected), 0, 255).astype(np.uint8))
+
+
+def test_markers_touch_only_the_pixels_around_them():
+    display = Image.fromarray(np.full((256, 256, 3), 200, np.uint8))
+    query = QueryView(pixel=(8.0, 8.0), cell=(4, 4), colour=QUERY_COLOURS[0], attention_map=np.ones((16, 16)))
+    marked = np.asarray(draw_markers(display, [query], (32, 32))).astype(int)
+    changed = np.argwhere(np.abs(marked - 200).sum(axis=2) > 0)
+    assert changed.min() >= 64 - 8 and changed.max() <= 64 + 8  # radius 7.2 display pixels around (64, 64)
+    assert tuple(marked[64, 64]) == QUERY_COLOURS[0]
+
+
+def test_draw_smoothly_with_a_plain_paint_function_antialiases_and_leaves_the_rest():
+    display = Image.new("RGB", (40, 30), (0, 0, 0))
+
+    def paint(draw, factor):  # a white square from (10, 10) to (20.5, 20): the last column half covered
+        draw.rectangle((10 * factor, 10 * factor, 20.5 * factor - 1, 20 * factor - 1), fill=(255, 255, 255, 255))
+
+    result = np.asarray(draw_smoothly(display, paint))
+    assert result.shape == (30, 40, 3)
+    assert (result[10:20, 10:20] == 255).all() and 100 < result[15, 20, 0] < 155
+    assert result[:, :10].max() == 0 and result[:, 21:].max() == 0 and result[20:].max() == 0

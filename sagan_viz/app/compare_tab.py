@@ -19,11 +19,14 @@ MAX_PANELS = 4
 
 
 def default_comparison(entries: list[CheckpointEntry], default: CheckpointEntry | None) -> list[str]:
-    """Early vs late of the default run, plus the newest run without attention if there is one."""
+    """Late vs early of the default run, plus the newest run without attention if there is one.
+
+    The late snapshot comes first: its image is the one a user clicks on.
+    """
     if default is None:
         return []
     same_run = [e for e in entries if e.run == default.run]
-    chosen = [min(same_run, key=lambda e: e.step), default]
+    chosen = [default, min(same_run, key=lambda e: e.step)]
     baselines = [e for e in entries if not e.has_attention and e.resolution == default.resolution]
     if baselines:
         chosen.append(max(baselines, key=lambda e: e.step))
