@@ -6,10 +6,20 @@ import socket
 from pathlib import Path
 
 import pytest
+import torch
 from sagan_viz.app import build_app
 from sagan_viz.config import ModelConfig
 from training.loop import train
 from training.options import TrainConfig
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Tiny models gain nothing from threads; on a busy 2-core machine two threads mostly wait for each other."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
 
 TINY = dict(resolution=32, g_channels=16, d_channels=16, z_dim=16)
 

@@ -29,14 +29,6 @@ HISTORY = {"interval": 1, "step": [0, 1], "loss_D": [None, 1.75], "loss_G": [Non
            "gamma": {"G.attn0": [0.0, 1e-4], "G.attn1": [0.0, -1e-4], "D.attn0": [0.0, 3e-4]}}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy machine extra threads only wait for each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module")
 def networks():

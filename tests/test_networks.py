@@ -15,14 +15,6 @@ from training.options import TrainConfig
 TINY = dict(resolution=32, g_channels=8, d_channels=8, z_dim=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy machine extra threads only wait for each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def sn_target_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Every layer with a weight matrix that SAGAN normalises (section 4.1): conv, linear, embedding."""

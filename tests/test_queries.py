@@ -25,14 +25,6 @@ def tiny_generation(variant: str):
     return LoadedModel(contents, torch.device("cpu")).generate(seed=3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy 2-core machine two threads spin (30x slower)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 @pytest.fixture(scope="module")
 def generations(one_thread):

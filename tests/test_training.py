@@ -34,14 +34,6 @@ TINY_FLAGS = ["--data", "faces", "--data-size", "64", "--resolution", "32", "--g
               "--d-channels", "8", "--z-dim", "16", "--batch-size", "4", "--device", "cpu", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run fastest on one thread; on a busy machine extra threads only wait for each other."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 
 def run(out: Path, steps: int, *flags: str) -> None:
     """The trainer's CLI, in this process."""
