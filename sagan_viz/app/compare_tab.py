@@ -7,7 +7,7 @@ import gradio as gr
 import numpy as np
 
 from ..checkpoint import CheckpointError
-from ..queries import figure_for_queries
+from ..queries import figure_caption
 from ..render import paper_figure
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
 from .errors import shown_to_user
@@ -33,12 +33,15 @@ def default_comparison(entries: list[CheckpointEntry], default: CheckpointEntry 
     return list(dict.fromkeys(str(e.path) for e in chosen))
 
 
-def comparison_panel(generation, layer: str, pixels) -> np.ndarray:
-    """One checkpoint's figure; a checkpoint without that layer says so instead of failing."""
+def comparison_panel(generation, layer: str, pixels, title: str) -> np.ndarray:
+    """One checkpoint's figure, titled with the checkpoint; one without that layer says so instead of failing."""
     if layer in generation.layers:
-        return np.asarray(figure_for_queries(generation, layer, list(pixels), scale=6))
-    caption = f"no attention layer {layer} in this checkpoint" if generation.layers else "no attention layers"
-    return np.asarray(paper_figure(generation.image, [], None, scale=6, caption=caption))
+        caption = f"{title} · {figure_caption(generation, layer)}"
+        views = query_views(generation, layer, pixels)
+        return np.asarray(paper_figure(generation.image, views, generation.layers[layer].key_shape, scale=6,
+                                       caption=caption))
+    missing = f"no attention layer {layer} in this checkpoint" if generation.layers else "no attention layers"
+    return np.asarray(paper_figure(generation.image, [], None, scale=6, caption=f"{title} · {missing}"))
 
 
 class CompareTab:
@@ -57,7 +60,7 @@ class CompareTab:
         updates = []
         for path, generation in zip(state.checkpoints, state.generations):
             title = self.labels.get(path, path)
-            updates.append(gr.update(value=comparison_panel(generation, layer, state.queries),
+            updates.append(gr.update(value=comparison_panel(generation, layer, state.queries, title),
                                      label=title, visible=True))
         updates += [gr.update(value=None, visible=False)] * (MAX_PANELS - len(updates))
         return (clickable_image(reference, views), *updates, state)
@@ -123,7 +126,7 @@ class CompareTab:
         for first in range(0, MAX_PANELS, 2):  # side by side, two to a row
             with gr.Row():
                 slots += [gr.Image(visible=False, interactive=False, format="png", elem_id=f"compare-panel-{i}",
-                                   buttons=["download"]) for i in (first, first + 1)]
+                                   buttons=["download"], show_label=False) for i in (first, first + 1)]
         outputs = [reference, *slots, state]
         run.click(self.generate, [checkpoints, seed, weights, layer, state], outputs)
         reference.select(self.click, [state, layer], outputs)

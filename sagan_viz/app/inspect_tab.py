@@ -119,7 +119,8 @@ class InspectTab:
                     clear = gr.Button("Clear queries", size="sm", elem_id="inspect-clear")
                     download = gr.DownloadButton("Download figure (PNG)", size="sm", elem_id="inspect-download")
         figure = gr.Image(label="Where each query attends (β row, arrows to its peaks)", format="png",
-                          interactive=False, elem_id="inspect-figure", buttons=["fullscreen"])
+                          interactive=False, elem_id="inspect-figure", buttons=["fullscreen"],
+                          show_label=False)
         details = gr.Markdown(elem_id="inspect-details")
         grid = gr.Image(label="Raw β grid of the newest query, on the key grid", format="png", interactive=False,
                         elem_id="inspect-grid", buttons=[])
