@@ -14,7 +14,7 @@ import torch
 import torch.multiprocessing
 from PIL import Image
 
-from sagan_viz.checkpoint import PARTS, build_networks_from, load_resume_state, read_checkpoint, resume_state_path
+from sagan_viz.checkpoint import PARTS, build_networks_from, load_resume_state, read_checkpoint
 from sagan_viz.config import ModelConfig
 from sagan_viz.imaging import to_uint8_images
 from sagan_viz.networks import Discriminator, Generator

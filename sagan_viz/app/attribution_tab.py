@@ -16,8 +16,7 @@ from ..render import QUERY_COLOURS
 from .catalog import CheckpointEntry, ModelCache
 from .errors import shown_to_user
 from .inspect_tab import WEIGHT_CHOICES, checkpoint_choices
-from .state import display_click_to_pixel
-from .views import clickable_image, display_scale
+from .views import clickable_image, clicked_pixel
 
 METHOD_CHOICES = [
     ("Gradient × activation (one backward pass; D: saliency)", "gradient_x_activation"),
@@ -112,9 +111,7 @@ class AttributionTab:
         """The clicked pixel becomes the query; Captum runs on it."""
         if state.generation is None:
             raise ValueError("generate an image first")
-        height, width = state.generation.image.shape[:2]
-        scale = display_scale(width)
-        pixel = display_click_to_pixel(tuple(event.index), (width * scale, height * scale), (width, height))
+        pixel = clicked_pixel(state.generation, event.index)
         return self.attribute(dataclasses.replace(state, query=pixel), layer, method, gamma_zero, progress)
 
     @shown_to_user

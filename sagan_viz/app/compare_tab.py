@@ -12,8 +12,8 @@ from ..render import paper_figure
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
 from .errors import shown_to_user
 from .inspect_tab import WEIGHT_CHOICES, checkpoint_choices
-from .state import CompareState, add_query, display_click_to_pixel
-from .views import clickable_image, display_scale, query_views
+from .state import CompareState, add_query
+from .views import clickable_image, clicked_pixel, query_views
 
 MAX_PANELS = 4
 
@@ -86,9 +86,7 @@ class CompareTab:
         """A click on the reference image adds the same query to every panel."""
         if not state.generations:
             raise ValueError("press Compare first")
-        height, width = state.generations[0].image.shape[:2]
-        scale = display_scale(width)
-        pixel = display_click_to_pixel(tuple(event.index), (width * scale, height * scale), (width, height))
+        pixel = clicked_pixel(state.generations[0], event.index)
         return self.panels(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer)
 
     @shown_to_user

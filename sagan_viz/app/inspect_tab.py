@@ -7,8 +7,8 @@ import gradio as gr
 
 from .catalog import CheckpointEntry, ModelCache, entry_for
 from .errors import shown_to_user
-from .state import InspectState, add_query, display_click_to_pixel
-from .views import display_scale, inspect_view, save_png
+from .state import InspectState, add_query
+from .views import clicked_pixel, inspect_view, save_png
 
 WEIGHT_CHOICES = [("EMA-G (as sampled in the paper)", "ema"), ("G (raw weights of the last step)", "raw")]
 
@@ -59,9 +59,7 @@ class InspectTab:
         """Add the clicked pixel as a query and answer from the stored beta (no network runs)."""
         if state.generation is None:
             raise ValueError("generate an image first")
-        height, width = state.generation.image.shape[:2]
-        scale = display_scale(width)
-        pixel = display_click_to_pixel(tuple(event.index), (width * scale, height * scale), (width, height))
+        pixel = clicked_pixel(state.generation, event.index)
         return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer)
 
     @shown_to_user

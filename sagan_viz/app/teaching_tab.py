@@ -16,8 +16,7 @@ from ..teaching import (
 from .catalog import CheckpointEntry, ModelCache
 from .errors import shown_to_user
 from .inspect_tab import WEIGHT_CHOICES, checkpoint_choices, status_line
-from .state import display_click_to_pixel
-from .views import clickable_image, display_scale
+from .views import clickable_image, clicked_pixel, display_scale
 
 LATEX_DELIMITERS = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 GRID_PIXELS = 256  # the score and beta maps are drawn about this wide
@@ -99,9 +98,7 @@ class TeachingTab:
         """The clicked pixel becomes the query j; the steps are recomputed for it."""
         if state.generation is None:
             raise ValueError("generate an image first")
-        height, width = state.generation.image.shape[:2]
-        scale = display_scale(width)
-        pixel = display_click_to_pixel(tuple(event.index), (width * scale, height * scale), (width, height))
+        pixel = clicked_pixel(state.generation, event.index)
         return self.render(dataclasses.replace(state, pixel=pixel), layer)
 
     @shown_to_user

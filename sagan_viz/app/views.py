@@ -15,6 +15,7 @@ from PIL import Image
 from ..analysis import peaks_mass_share
 from ..imaging import upscale_nearest
 from ..inspect import Generation
+from .state import display_click_to_pixel
 from ..queries import figure_caption, layer_capture, query_view
 from ..render import QUERY_COLOURS, QueryView, attention_grid_image, draw_markers, paper_figure
 
@@ -35,6 +36,13 @@ class InspectView:
 def display_scale(resolution: int) -> int:
     """Integer upscale factor so the clickable image is about DISPLAY_PIXELS wide."""
     return max(1, DISPLAY_PIXELS // resolution)
+
+
+def clicked_pixel(generation: Generation, click_index) -> tuple[float, float]:
+    """Gradio's click (x, y) on the clickable (upscaled) image -> generated-image pixel coordinates."""
+    height, width = generation.image.shape[:2]
+    scale = display_scale(width)
+    return display_click_to_pixel(tuple(click_index), (width * scale, height * scale), (width, height))
 
 
 def query_views(generation: Generation, layer: str | None, pixels) -> list[QueryView]:
