@@ -23,10 +23,8 @@ from .grid import attention_row_map, cell_center, cell_to_index
 from .imaging import upscale_nearest
 from .inspect import Generation, LoadedModel, latent_for_seed
 from .queries import figure_caption
-from .render import (
-    BACKGROUND, QUERY_COLOURS, TEXT, QueryView, attention_overlay, draw_arrows, draw_markers, figure_layout,
-    fitted_font, plain_text, write_lines,
-)
+from .paper_figure import BACKGROUND, TEXT, figure_layout, fitted_font, plain_text, write_lines
+from .render import QUERY_COLOURS, QueryView, attention_overlay, draw_arrows, draw_markers
 
 METHODS = ("gradient_x_activation", "integrated_gradients")
 DISCRIMINATOR_METHODS = ("saliency", "integrated_gradients")

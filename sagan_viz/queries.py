@@ -6,7 +6,8 @@ from PIL import Image
 from .analysis import find_peaks
 from .grid import attention_row_map, cell_to_index, pixel_to_cell
 from .inspect import Generation, LayerCapture
-from .render import QUERY_COLOURS, QueryView, paper_figure
+from .paper_figure import paper_figure
+from .render import QUERY_COLOURS, QueryView
 
 MAX_QUERIES = 5  # as many as Figure 1 of the paper shows, and as QUERY_COLOURS has
 

@@ -1,4 +1,4 @@
-"""Pictures of attention: heat maps, markers, arrows and the paper-style figure (PIL).
+"""Pictures of attention: heat maps, markers and arrows (PIL); paper_figure.py lays them out as Figure 1.
 
 Coordinates: a display image shows the generated image (W, H pixels) at some size; a point
 (x, y) in generated-image pixels sits at (x * display_w / W, y * display_h / H) on it.
@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
 
-from .analysis import Peak, as_array, peaks_mass_share
+from .analysis import Peak, as_array
 from .grid import cell_center
 from .imaging import upscale_nearest
 
@@ -24,8 +24,6 @@ QUERY_COLOURS: tuple[tuple[int, int, int], ...] = (
     (215, 110, 255),
 )
 OUTLINE = (15, 15, 20)
-BACKGROUND = (255, 255, 255)
-TEXT = (30, 30, 35)
 SUPERSAMPLING = 4  # arrows and markers are drawn this much larger, then downsampled: smooth edges
 
 # magma (van der Walt & Smith), sampled at 0, 0.1, ..., 1: dark purple -> orange -> pale yellow.
@@ -163,9 +161,15 @@ def draw_smoothly(display: Image.Image, paint) -> Image.Image:
     pixel gets exactly the share of it that the shapes cover.
     """
     result = display.convert("RGB")
-    region = painted_region(display, paint)
+    paint_smoothly_into(result, paint)
+    return result
+
+
+def paint_smoothly_into(result: Image.Image, paint) -> None:
+    """draw_smoothly, in place on an RGB image."""
+    region = painted_region(result, paint)
     if region is None:
-        return result
+        return
     left, top, right, bottom = region
     layer = Image.new("RGBA", ((right - left) * SUPERSAMPLING, (bottom - top) * SUPERSAMPLING), (0, 0, 0, 0))
     if isinstance(paint, Painting):
@@ -174,14 +178,13 @@ def draw_smoothly(display: Image.Image, paint) -> Image.Image:
         paint(ImageDraw.Draw(layer), SUPERSAMPLING)
         touched = layer.getbbox()
         if touched is None:
-            return result
+            return
         left, top = touched[0] // SUPERSAMPLING, touched[1] // SUPERSAMPLING
         right, bottom = -(-touched[2] // SUPERSAMPLING), -(-touched[3] // SUPERSAMPLING)
         layer = layer.crop(tuple(SUPERSAMPLING * v for v in (left, top, right, bottom)))
     patch = result.crop((left, top, right, bottom)).convert("RGBA")
     patch.alpha_composite(layer.reduce(SUPERSAMPLING))
     result.paste(patch.convert("RGB"), (left, top))
-    return result
 
 
 def layer_point(point, factor: int, origin: tuple[int, int]) -> tuple[float, float]:
@@ -195,18 +198,25 @@ def display_scale(display: Image.Image, image_size: tuple[int, int]) -> float:
 
 
 def draw_markers(display: Image.Image, queries, image_size: tuple[int, int]) -> Image.Image:
-    """Filled circles in each query's colour with a dark outline, at each query pixel."""
+    """Filled circles in each query's colour with a dark outline, at each query pixel, later ones on top."""
     radius = max(4.0, 0.9 * display_scale(display, image_size))
-    centres = [to_display(query.pixel, image_size, display.size) for query in queries]
+    result = display.convert("RGB")
+    for query in queries:
+        # One small supersampled box per marker: markers far apart would otherwise make one box that
+        # covers most of the display, 16 times over.
+        centre = to_display(query.pixel, image_size, display.size)
+        paint_smoothly_into(result, marker_painting(centre, radius, tuple(query.colour)))
+    return result
 
+
+def marker_painting(centre: tuple[float, float], radius: float, colour) -> Painting:
+    """One query marker: a disc in colour with a dark outline."""
     def paint(draw: ImageDraw.ImageDraw, factor: int, origin) -> None:
+        x, y = layer_point(centre, factor, origin)
         r = radius * factor
-        for query, centre in zip(queries, centres):
-            x, y = layer_point(centre, factor, origin)
-            draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(query.colour), outline=OUTLINE, width=round(0.3 * r))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour, outline=OUTLINE, width=round(0.3 * r))
 
-    box = bounding_box([(x + dx, y + dy) for x, y in centres for dx in (-radius, radius) for dy in (-radius, radius)])
-    return draw_smoothly(display, Painting(paint, box))
+    return Painting(paint, (centre[0] - radius, centre[1] - radius, centre[0] + radius, centre[1] + radius))
 
 
 def arrow_polygon(start, end, shaft: float, head_length: float, head_width: float) -> list[tuple[float, float]]:
@@ -285,150 +295,3 @@ def draw_arrows(display: Image.Image, query: QueryView, key_shape, image_size) -
         else:
             corners += shape[0]
     return draw_smoothly(display, Painting(paint, bounding_box(corners)))
-
-
-def figure_font(size: int) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans where installed (it has Greek letters), else PIL's default font, at a pixel size."""
-    try:
-        return ImageFont.truetype("DejaVuSans.ttf", size)
-    except OSError:
-        return ImageFont.load_default(size=size)
-
-
-def plain_text(text: str, font: ImageFont.FreeTypeFont) -> str:
-    """Spell Greek and the times sign out for fonts without them (PIL's default font)."""
-    if "DejaVu" in font.getname()[0]:
-        return text
-    return text.replace("β", "beta").replace("γ", "gamma").replace("×", "x").replace("→", "->")
-
-
-@dataclass(frozen=True)
-class FigureLayout:
-    """Geometry of paper_figure, in pixels."""
-
-    panel_size: tuple[int, int]  # (width, height) of each image panel
-    gap: int  # margin around the figure and between panels
-    font_size: int
-    line_height: int
-    title_lines: tuple[str, ...]  # the caption, wrapped to the figure's width
-    panels: int
-    caption_lines: int = 4  # text lines under each panel
-
-    @property
-    def title_height(self) -> int:
-        """Height of the caption block above the panels (0 without a caption)."""
-        return len(self.title_lines) * self.line_height + self.line_height // 2 if self.title_lines else 0
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) of the whole figure."""
-        width = 2 * self.gap + self.panels * self.panel_size[0] + (self.panels - 1) * self.gap
-        height = self.gap + self.title_height + self.panel_size[1] + self.gap // 2
-        return width, height + self.caption_lines * self.line_height + self.gap
-
-    def panel_origin(self, index: int) -> tuple[int, int]:
-        """Top-left corner of panel index (0 = the image)."""
-        return self.gap + index * (self.panel_size[0] + self.gap), self.gap + self.title_height
-
-
-def font_size(panel_width: int) -> int:
-    """Text size for panels of a given width: about 17 characters per line, 10 to 15 pixels."""
-    return int(np.clip(panel_width / 10.5, 10, 15))
-
-
-def wrap_caption(caption: str, width: float, size: int) -> tuple[str, ...]:
-    """The caption's ' · '-separated parts packed into as few lines of at most width pixels as they fit."""
-    font, lines = figure_font(size), []
-    for part in caption.split(" · ") if caption else []:
-        joined = f"{lines[-1]} · {part}" if lines else part
-        if lines and font.getlength(plain_text(joined, font)) <= width:
-            lines[-1] = joined
-        else:
-            lines.append(part)
-    return tuple(lines)
-
-
-def figure_layout(image_size: tuple[int, int], query_count: int, scale: int, caption: str = "") -> FigureLayout:
-    """The geometry paper_figure uses for an image of (W, H) pixels and query_count panels."""
-    panel_size, gap, panels = (image_size[0] * scale, image_size[1] * scale), max(8, 2 * scale), 1 + query_count
-    size = font_size(panel_size[0])
-    text_width = panels * panel_size[0] + (panels - 1) * gap
-    return FigureLayout(
-        panel_size=panel_size, gap=gap, font_size=size, line_height=int(1.45 * size),
-        title_lines=wrap_caption(caption, text_width, size + 1), panels=panels,
-    )
-
-
-def fitted_font(lines: list[str], width: float, size: int) -> ImageFont.FreeTypeFont:
-    """The largest font no bigger than size in which every line fits width (down to 7 pixels)."""
-    for candidate in range(size, 7, -1):
-        font = figure_font(candidate)
-        if all(font.getlength(plain_text(line, font)) <= width for line in lines):
-            return font
-    return figure_font(7)
-
-
-def query_caption(query: QueryView, number: int) -> list[str]:
-    """The true scale of a panel: max beta, how many times uniform, the arrowed peaks' share of mass."""
-    values = as_array(query.attention_map)
-    maximum = float(values.max())
-    return [
-        f"query {number}: cell {query.cell}",
-        f"max β {maximum:.4f}",
-        f"= {maximum * values.size:.1f}× uniform",
-        f"arrows: {100 * peaks_mass_share(query.peaks):.0f}% of β",
-    ]
-
-
-def image_caption(query_count: int, key_shape) -> list[str]:
-    """What the image panel's scale is: the key grid and the uniform beta every map is compared with."""
-    if key_shape is None:  # the image alone, from a model without attention
-        return []
-    cells = key_shape[0] * key_shape[1]
-    queries = f"{query_count} quer{'y' if query_count == 1 else 'ies'}"
-    return [queries, f"keys {key_shape[0]}×{key_shape[1]}", f"uniform β = 1/{cells}", f"= {1 / cells:.4f}"]
-
-
-def write_lines(draw, origin, lines: list[str], font, line_height: int, colour=None) -> None:
-    """Text lines under a panel; a swatch of the query's colour before the first when one is given."""
-    x, y = origin
-    for index, line in enumerate(lines):
-        indent = 0
-        if index == 0 and colour is not None:
-            side = int(0.65 * line_height)
-            top = y + (line_height - side) // 2 - 1
-            draw.rectangle((x, top, x + side, top + side), fill=tuple(colour), outline=OUTLINE)
-            indent = line_height
-        draw.text((x + indent, y + index * line_height), plain_text(line, font), font=font, fill=TEXT)
-
-
-def paper_figure(
-    image: np.ndarray, queries: list[QueryView], key_shape, scale: int = 8, caption: str = ""
-) -> Image.Image:
-    """Figure 1 of SAGAN: the image with query markers, then one attention panel with arrows per query."""
-    height, width = image.shape[:2]
-    image_size = (width, height)
-    layout = figure_layout(image_size, len(queries), scale, caption)
-    figure = Image.new("RGB", layout.size, BACKGROUND)
-    draw = ImageDraw.Draw(figure)
-    title_font = fitted_font(layout.title_lines, layout.size[0] - 2 * layout.gap, layout.font_size + 1)
-    for index, line in enumerate(layout.title_lines):
-        top = layout.gap + index * layout.line_height
-        draw.text((layout.gap, top), plain_text(line, title_font), font=title_font, fill=TEXT)
-    panels = [draw_markers(Image.fromarray(upscale_nearest(image, scale)), queries, image_size)]
-    for query in queries:
-        panel = Image.fromarray(attention_overlay(image, query.attention_map, scale))
-        panels.append(draw_markers(draw_arrows(panel, query, key_shape, image_size), [query], image_size))
-    captions = [image_caption(len(queries), key_shape)]
-    captions += [query_caption(query, number) for number, query in enumerate(queries, start=1)]
-    # One font for every panel, so that numbers compare at a glance.
-    lines = [line for panel_lines in captions for line in panel_lines]
-    font = fitted_font(lines, layout.panel_size[0] - layout.line_height, layout.font_size)
-    for index, panel in enumerate(panels):
-        left, top = layout.panel_origin(index)
-        figure.paste(panel, (left, top))
-        colour = queries[index - 1].colour if index else None
-        text_origin = (left, top + layout.panel_size[1] + layout.gap // 2)
-        write_lines(draw, text_origin, captions[index], font, layout.line_height, colour)
-    return figure
-

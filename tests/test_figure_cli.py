@@ -11,7 +11,7 @@ from sagan_viz.checkpoint import save_checkpoint
 from sagan_viz.config import ModelConfig
 from sagan_viz.figure import build_parser, main
 from sagan_viz.networks import build_networks
-from sagan_viz.render import figure_layout
+from sagan_viz.paper_figure import figure_layout
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,8 @@ from sagan_viz.config import ModelConfig
 from sagan_viz.inspect import LoadedModel
 from sagan_viz.networks import build_networks
 from sagan_viz.queries import MAX_QUERIES, figure_for_queries, query_view
-from sagan_viz.render import QUERY_COLOURS, figure_layout
+from sagan_viz.paper_figure import figure_layout
+from sagan_viz.render import QUERY_COLOURS
 
 
 def tiny_generation(variant: str):

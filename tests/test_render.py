@@ -13,10 +13,9 @@ from sagan_viz.render import (
     colourise,
     draw_arrows,
     draw_markers,
-    figure_layout,
     normalise_for_display,
-    paper_figure,
 )
+from sagan_viz.paper_figure import figure_layout, paper_figure
 
 
 def gradient_image(height=32, width=32) -> np.ndarray:
@@ -152,7 +151,7 @@ def test_a_peak_at_the_query_itself_gets_a_ring_around_its_cell():
 def test_text_falls_back_to_plain_letters_for_fonts_without_greek():
     from PIL import ImageFont
 
-    from sagan_viz.render import plain_text
+    from sagan_viz.paper_figure import plain_text
 
     assert plain_text("max β = 3× uniform", ImageFont.load_default(size=12)) == "max beta = 3x uniform"
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..checkpoint import CheckpointError
 from ..queries import figure_caption
-from ..render import paper_figure
+from ..paper_figure import paper_figure
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
 from .errors import shown_to_user
 from .inspect_tab import WEIGHT_CHOICES, checkpoint_choices

@@ -17,7 +17,8 @@ from ..imaging import upscale_nearest
 from ..inspect import Generation
 from .state import display_click_to_pixel
 from ..queries import figure_caption, layer_capture, query_view
-from ..render import QUERY_COLOURS, QueryView, attention_grid_image, draw_markers, paper_figure
+from ..paper_figure import paper_figure
+from ..render import QUERY_COLOURS, QueryView, attention_grid_image, draw_markers
 
 DISPLAY_PIXELS = 512  # the clickable image is upscaled (nearest) to about this size
 KEPT_PNGS = 50  # save_png keeps this many of its newest files in its folder; older ones are deleted

@@ -1,0 +1,236 @@
+"""The paper's Figure 1: the image with query markers, then one attention panel per query, captions beneath.
+
+A query's column (its panel and caption) depends only on that query, so a PanelCache keeps the columns
+already drawn: a click that adds a fifth query draws one new column and the markers, not five columns.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .analysis import as_array, peaks_mass_share
+from .imaging import upscale_nearest
+from .render import OUTLINE, QueryView, attention_overlay, draw_arrows, draw_markers
+
+BACKGROUND = (255, 255, 255)
+TEXT = (30, 30, 35)
+
+
+@functools.lru_cache(maxsize=32)  # loading a font file costs ~0.1 ms, and every figure asks for several sizes
+def figure_font(size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans where installed (it has Greek letters), else PIL's default font, at a pixel size."""
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size)
+    except OSError:
+        return ImageFont.load_default(size=size)
+
+
+def plain_text(text: str, font: ImageFont.FreeTypeFont) -> str:
+    """Spell Greek and the times sign out for fonts without them (PIL's default font)."""
+    if "DejaVu" in font.getname()[0]:
+        return text
+    return text.replace("β", "beta").replace("γ", "gamma").replace("×", "x").replace("→", "->")
+
+
+@dataclass(frozen=True)
+class FigureLayout:
+    """Geometry of paper_figure, in pixels."""
+
+    panel_size: tuple[int, int]  # (width, height) of each image panel
+    gap: int  # margin around the figure and between panels
+    font_size: int
+    line_height: int
+    title_lines: tuple[str, ...]  # the caption, wrapped to the figure's width
+    panels: int
+    caption_lines: int = 4  # text lines under each panel
+
+    @property
+    def title_height(self) -> int:
+        """Height of the caption block above the panels (0 without a caption)."""
+        return len(self.title_lines) * self.line_height + self.line_height // 2 if self.title_lines else 0
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the whole figure."""
+        width = 2 * self.gap + self.panels * self.panel_size[0] + (self.panels - 1) * self.gap
+        height = self.gap + self.title_height + self.panel_size[1] + self.gap // 2
+        return width, height + self.caption_lines * self.line_height + self.gap
+
+    @property
+    def column_height(self) -> int:
+        """Height of a panel with its caption and the margin beneath: the figure's height below the title."""
+        return self.size[1] - self.panel_origin(0)[1]
+
+    def panel_origin(self, index: int) -> tuple[int, int]:
+        """Top-left corner of panel index (0 = the image)."""
+        return self.gap + index * (self.panel_size[0] + self.gap), self.gap + self.title_height
+
+
+def font_size(panel_width: int) -> int:
+    """Text size for panels of a given width: about 17 characters per line, 10 to 15 pixels."""
+    return int(np.clip(panel_width / 10.5, 10, 15))
+
+
+def wrap_caption(caption: str, width: float, size: int) -> tuple[str, ...]:
+    """The caption's ' · '-separated parts packed into as few lines of at most width pixels as they fit."""
+    font, lines = figure_font(size), []
+    for part in caption.split(" · ") if caption else []:
+        joined = f"{lines[-1]} · {part}" if lines else part
+        if lines and font.getlength(plain_text(joined, font)) <= width:
+            lines[-1] = joined
+        else:
+            lines.append(part)
+    return tuple(lines)
+
+
+def figure_layout(image_size: tuple[int, int], query_count: int, scale: int, caption: str = "") -> FigureLayout:
+    """The geometry paper_figure uses for an image of (W, H) pixels and query_count panels."""
+    panel_size, gap, panels = (image_size[0] * scale, image_size[1] * scale), max(8, 2 * scale), 1 + query_count
+    size = font_size(panel_size[0])
+    text_width = panels * panel_size[0] + (panels - 1) * gap
+    return FigureLayout(
+        panel_size=panel_size, gap=gap, font_size=size, line_height=int(1.45 * size),
+        title_lines=wrap_caption(caption, text_width, size + 1), panels=panels,
+    )
+
+
+def fitted_font(lines: list[str], width: float, size: int) -> ImageFont.FreeTypeFont:
+    """The largest font no bigger than size in which every line fits width (down to 7 pixels)."""
+    for candidate in range(size, 7, -1):
+        font = figure_font(candidate)
+        if all(font.getlength(plain_text(line, font)) <= width for line in lines):
+            return font
+    return figure_font(7)
+
+
+def query_caption(query: QueryView, number: int) -> list[str]:
+    """The true scale of a panel: max beta, how many times uniform, the arrowed peaks' share of mass."""
+    values = as_array(query.attention_map)
+    maximum = float(values.max())
+    return [
+        f"query {number}: cell {query.cell}",
+        f"max β {maximum:.4f}",
+        f"= {maximum * values.size:.1f}× uniform",
+        f"arrows: {100 * peaks_mass_share(query.peaks):.0f}% of β",
+    ]
+
+
+def image_caption(query_count: int, key_shape) -> list[str]:
+    """What the image panel's scale is: the key grid and the uniform beta every map is compared with."""
+    if key_shape is None:  # the image alone, from a model without attention
+        return []
+    cells = key_shape[0] * key_shape[1]
+    queries = f"{query_count} quer{'y' if query_count == 1 else 'ies'}"
+    return [queries, f"keys {key_shape[0]}×{key_shape[1]}", f"uniform β = 1/{cells}", f"= {1 / cells:.4f}"]
+
+
+def write_lines(draw, origin, lines: list[str], font, line_height: int, colour=None) -> None:
+    """Text lines under a panel; a swatch of the query's colour before the first when one is given."""
+    x, y = origin
+    for index, line in enumerate(lines):
+        indent = 0
+        if index == 0 and colour is not None:
+            side = int(0.65 * line_height)
+            top = y + (line_height - side) // 2 - 1
+            draw.rectangle((x, top, x + side, top + side), fill=tuple(colour), outline=OUTLINE)
+            indent = line_height
+        draw.text((x + indent, y + index * line_height), plain_text(line, font), font=font, fill=TEXT)
+
+
+class PanelCache:
+    """Query columns already drawn, keyed by a digest of everything drawn in them; the oldest are dropped.
+
+    Shared by the sessions of one app (a key says exactly what a column shows, so no session can get
+    another's by mistake); a lock because Gradio runs callbacks in threads.
+    """
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self._columns: OrderedDict[str, Image.Image] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_or_draw(self, key: str, draw) -> Image.Image:
+        """The column under key, drawn with draw() on a miss (outside the lock: drawing takes milliseconds)."""
+        with self._lock:
+            if key in self._columns:
+                self._columns.move_to_end(key)
+                return self._columns[key]
+        column = draw()
+        with self._lock:
+            self._columns[key] = column
+            while len(self._columns) > self.capacity:
+                self._columns.popitem(last=False)
+        return column
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
+def column_key(image: np.ndarray, query: QueryView, number: int, key_shape, scale: int, layout: FigureLayout,
+               font: ImageFont.FreeTypeFont) -> str:
+    """A digest of every input of query_column."""
+    digest = hashlib.blake2b(digest_size=20)
+    for array in (np.ascontiguousarray(image), np.ascontiguousarray(as_array(query.attention_map))):
+        digest.update(repr((array.shape, array.dtype.str)).encode())
+        digest.update(array.tobytes())
+    peaks = [(peak.cell, peak.value, peak.mass) for peak in query.peaks]
+    described = (query.pixel, query.cell, tuple(query.colour), peaks, number, tuple(key_shape), scale,
+                 layout.panel_size, layout.gap, layout.line_height, layout.caption_lines, font.getname(), font.size)
+    digest.update(repr(described).encode())
+    return digest.hexdigest()
+
+
+def query_column(image: np.ndarray, query: QueryView, number: int, key_shape, scale: int, layout: FigureLayout,
+                 font: ImageFont.FreeTypeFont) -> Image.Image:
+    """One query's panel (its map over the image, arrows to its peaks, its marker) with its caption beneath,
+    on a strip of background as tall as the figure below the title."""
+    height, width = image.shape[:2]
+    image_size = (width, height)
+    panel = Image.fromarray(attention_overlay(image, query.attention_map, scale))
+    panel = draw_markers(draw_arrows(panel, query, key_shape, image_size), [query], image_size)
+    column = Image.new("RGB", (layout.panel_size[0], layout.column_height), BACKGROUND)
+    column.paste(panel, (0, 0))
+    write_lines(ImageDraw.Draw(column), (0, layout.panel_size[1] + layout.gap // 2), query_caption(query, number),
+                font, layout.line_height, query.colour)
+    return column
+
+
+def paper_figure(
+    image: np.ndarray, queries: list[QueryView], key_shape, scale: int = 8, caption: str = "",
+    cache: PanelCache | None = None,
+) -> Image.Image:
+    """Figure 1 of SAGAN: the image with query markers, then one attention panel with arrows per query.
+
+    With a cache, columns of queries drawn before are reused; the figure is the same pixel for pixel.
+    """
+    height, width = image.shape[:2]
+    image_size = (width, height)
+    layout = figure_layout(image_size, len(queries), scale, caption)
+    figure = Image.new("RGB", layout.size, BACKGROUND)
+    draw = ImageDraw.Draw(figure)
+    title_font = fitted_font(layout.title_lines, layout.size[0] - 2 * layout.gap, layout.font_size + 1)
+    for index, line in enumerate(layout.title_lines):
+        top = layout.gap + index * layout.line_height
+        draw.text((layout.gap, top), plain_text(line, title_font), font=title_font, fill=TEXT)
+    captions = [image_caption(len(queries), key_shape)]
+    captions += [query_caption(query, number) for number, query in enumerate(queries, start=1)]
+    # One font for every panel, so that numbers compare at a glance.
+    lines = [line for panel_lines in captions for line in panel_lines]
+    font = fitted_font(lines, layout.panel_size[0] - layout.line_height, layout.font_size)
+    left, top = layout.panel_origin(0)
+    figure.paste(draw_markers(Image.fromarray(upscale_nearest(image, scale)), queries, image_size), (left, top))
+    write_lines(draw, (left, top + layout.panel_size[1] + layout.gap // 2), captions[0], font, layout.line_height)
+    for number, query in enumerate(queries, start=1):
+        arguments = (image, query, number, key_shape, scale, layout, font)
+        if cache is None:
+            column = query_column(*arguments)
+        else:
+            column = cache.get_or_draw(column_key(*arguments), lambda: query_column(*arguments))
+        figure.paste(column, layout.panel_origin(number))
+    return figure
