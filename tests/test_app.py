@@ -14,6 +14,12 @@ from sagan_viz.app.dynamics_tab import DynamicsTab
 from sagan_viz.app.inspect_tab import InspectTab
 from sagan_viz.app.state import CompareState, InspectState, add_query, display_click_to_pixel
 from sagan_viz.devices import resolve_device
+from PIL import Image
+
+
+def pixels(path: str) -> np.ndarray:
+    """The RGB array of a PNG the studio handed Gradio."""
+    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def click(x: int, y: int) -> gr.SelectData:
@@ -41,7 +47,7 @@ def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(s
     display, figure, details, grid, download, state, layer_update, status = tab.generate(
         str(default.path), 7, "ema", None, InspectState()
     )
-    assert display.shape[:2] == (512, 512)  # 32 px upscaled x16, nearest
+    assert pixels(display).shape[:2] == (512, 512)  # 32 px upscaled x16, nearest
     assert "CPU" in status and "EMA-G" in status and "eval mode" in status
     layer = layer_update["value"]
     assert layer == "G.attn0"
@@ -56,11 +62,11 @@ def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(s
     second = tab.click(first[-1], layer, click(470, 300))
     assert first[-1].queries == [(2.53125, 2.53125)]
     assert len(second[-1].queries) == 2
-    assert not np.array_equal(first[3], second[3])  # the raw grid of the newest query changed
-    assert second[1].width > first[1].width  # one more panel in the figure
+    assert not np.array_equal(pixels(first[3]), pixels(second[3]))  # the raw grid of the newest query changed
+    assert pixels(second[1]).shape[1] > pixels(first[1]).shape[1]  # one more panel in the figure
     assert "| 2 |" in second[2]
     assert state.queries == []  # callbacks return new state; the old one (another tab's) is untouched
-    assert download.endswith(".png")
+    assert second[4] == second[1]  # the download button offers the very file the figure shows
 
 
 def test_clicks_outside_the_image_and_before_generation_are_clear_errors(studio):
@@ -81,7 +87,7 @@ def test_a_bad_upload_is_a_message_and_the_app_keeps_working(studio, tmp_path):
     with pytest.raises(gr.Error, match="notes.safetensors"):
         tab.upload(str(bogus))
     outputs = tab.generate(str(default.path), 3, "ema", None, InspectState())
-    assert outputs[0].shape == (512, 512, 3)
+    assert pixels(outputs[0]).shape == (512, 512, 3)
 
 
 def test_a_good_upload_joins_the_list_and_is_selected(studio, tiny_checkpoint):
@@ -146,12 +152,11 @@ def test_at_most_five_queries_are_kept_newest_last():
     assert queries == [(i, i) for i in range(2, 7)]
 
 
-def test_save_png_keeps_only_the_newest_files_in_its_folder(tmp_path):
-    from PIL import Image
+def test_png_files_keep_only_the_newest_and_read_back_exactly(tmp_path):
+    from sagan_viz.app.png_files import PngFiles
 
-    from sagan_viz.app.views import save_png
-
-    image = Image.new("RGB", (8, 8), (10, 20, 30))
-    paths = [save_png(image, tmp_path, keep=3) for _ in range(5)]
+    files = PngFiles(tmp_path, keep=3)
+    images = [np.full((6, 9, 3), value, np.uint8) for value in range(5)]
+    paths = [files.write(image) for image in images]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(p).name for p in paths[-3:])
-    assert np.array_equal(np.asarray(Image.open(paths[-1])), np.asarray(image))
+    assert np.array_equal(pixels(paths[-1]), images[-1])

@@ -5,10 +5,12 @@ import dataclasses
 
 import gradio as gr
 
+from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, entry_for
 from .errors import shown_to_user
 from .state import InspectState, add_query
-from .views import clicked_pixel, inspect_view, save_png
+from .png_files import PngFiles
+from .views import clicked_pixel, inspect_view
 
 WEIGHT_CHOICES = [("EMA-G (as sampled in the paper)", "ema"), ("G (raw weights of the last step)", "raw")]
 
@@ -35,11 +37,15 @@ class InspectTab:
         self.cache = cache
         self.entries = entries
         self.default = default
+        self.columns = PanelCache()  # figure columns already drawn, shared by this tab's sessions
+        self.pngs = PngFiles()
 
     def render(self, state: InspectState, layer: str | None):
-        """All outputs that depend on (generation, layer, queries)."""
-        view = inspect_view(state.generation, layer or None, state.queries)
-        return view.display, view.figure, view.details, view.grid, save_png(view.figure), state
+        """All outputs that depend on (generation, layer, queries), images as PNG files written once."""
+        view = inspect_view(state.generation, layer or None, state.queries, self.columns)
+        figure = self.pngs.write(view.figure)  # shown, and offered by the download button
+        grid = None if view.grid is None else self.pngs.write(view.grid, "grid")
+        return self.pngs.write(view.display, "image"), figure, view.details, grid, figure, state
 
     @shown_to_user
     def generate(self, checkpoint: str, seed, weights: str, layer: str | None, state: InspectState):
@@ -124,7 +130,7 @@ class InspectTab:
                         elem_id="inspect-grid", buttons=[])
         rendered = [image, figure, details, grid, download, state]
         generate.click(self.generate, [checkpoint, seed, weights, layer, state], [*rendered, layer, status])
-        image.select(self.click, [state, layer], rendered)
+        image.select(self.click, [state, layer], rendered, show_progress="hidden")
         layer.input(self.change_layer, [state, layer], rendered)
         remove.click(self.remove_last, [state, layer], rendered)
         clear.click(self.clear, [state, layer], rendered)

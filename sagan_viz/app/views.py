@@ -1,13 +1,7 @@
 """What the studio's panels show, assembled from library calls (no Gradio here, so it is testable)."""
 from __future__ import annotations
 
-import atexit
-import itertools
-import shutil
-import tempfile
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -17,11 +11,10 @@ from ..imaging import upscale_nearest
 from ..inspect import Generation
 from .state import display_click_to_pixel
 from ..queries import figure_caption, layer_capture, query_view
-from ..paper_figure import paper_figure
+from ..paper_figure import PanelCache, paper_figure
 from ..render import QUERY_COLOURS, QueryView, attention_grid_image, draw_markers
 
 DISPLAY_PIXELS = 512  # the clickable image is upscaled (nearest) to about this size
-KEPT_PNGS = 50  # save_png keeps this many of its newest files in its folder; older ones are deleted
 
 
 @dataclass
@@ -83,57 +76,16 @@ def describe_queries(generation: Generation, layer: str, views: list[QueryView])
     return "\n".join(lines)
 
 
-def inspect_view(generation: Generation, layer: str | None, pixels) -> InspectView:
-    """Assemble the Inspect tab's panels; a model without attention shows the image and says so."""
+def inspect_view(generation: Generation, layer: str | None, pixels, columns: PanelCache | None = None) -> InspectView:
+    """Assemble the Inspect tab's panels; a model without attention shows the image and says so.
+
+    columns: query columns of the figure drawn before (a click then draws only the new query's column).
+    """
     if layer is None:
         figure = paper_figure(generation.image, [], None, caption="this checkpoint has no attention layers")
         return InspectView(clickable_image(generation, []), figure, "This checkpoint has **no attention layers**.", None)
     views = query_views(generation, layer, pixels)  # computed once: the figure, markers and table share them
     key_shape = layer_capture(generation, layer).key_shape
-    figure = paper_figure(generation.image, views, key_shape, caption=figure_caption(generation, layer))  # = figure_for_queries
+    figure = paper_figure(generation.image, views, key_shape, caption=figure_caption(generation, layer), cache=columns)
     grid = attention_grid_image(views[-1].attention_map, cell_pixels=max(4, 256 // views[-1].attention_map.shape[1])) if views else None
     return InspectView(clickable_image(generation, views), figure, describe_queries(generation, layer, views), grid)
-
-
-def png_folder() -> Path:
-    """This process's own temporary folder for download PNGs (made on first use)."""
-    global _PNG_FOLDER
-    with _PNG_FOLDER_LOCK:  # callbacks of several sessions run in threads
-        if _PNG_FOLDER is None:
-            _PNG_FOLDER = Path(tempfile.mkdtemp(prefix="sagan-viz-figures-"))
-            atexit.register(shutil.rmtree, _PNG_FOLDER, ignore_errors=True)
-        return _PNG_FOLDER
-
-
-_PNG_FOLDER: Path | None = None  # one per process, shared by all sessions: it holds files, not state
-_PNG_FOLDER_LOCK = threading.Lock()
-_PNG_NUMBERS = itertools.count()  # orders files written within one tick of the file system's clock
-
-
-def save_png(image: Image.Image, folder: str | Path | None = None, keep: int = KEPT_PNGS) -> str:
-    """Write a PNG to a fresh file (for the download button) and return its path.
-
-    Files go to folder, by default one temporary folder per process, where only the newest keep files are
-    kept so that /tmp does not fill up (a download needs its file only for a while after the click).
-    compress_level=1: a little larger than PIL's default 6, several times faster to write.
-    """
-    folder = Path(folder) if folder is not None else png_folder()
-    prefix = f"sagan-viz-figure-{next(_PNG_NUMBERS):09d}-"
-    handle = tempfile.NamedTemporaryFile(prefix=prefix, suffix=".png", dir=folder, delete=False)
-    with handle:
-        image.save(handle, format="PNG", compress_level=1)
-    prune_pngs(folder, keep)
-    return handle.name
-
-
-def prune_pngs(folder: Path, keep: int) -> None:
-    """Delete all but the newest keep of save_png's files in folder (files that vanish meanwhile are skipped)."""
-    def age(path: Path) -> tuple[int, str]:
-        try:
-            return path.stat().st_mtime_ns, path.name
-        except FileNotFoundError:
-            return 0, path.name
-
-    files = sorted(folder.glob("sagan-viz-figure-*.png"), key=age)
-    for path in files[:max(0, len(files) - keep)]:
-        path.unlink(missing_ok=True)
