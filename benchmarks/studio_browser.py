@@ -1,0 +1,219 @@
+"""Click -> new map on screen in Chromium: the studio against trivial Gradio apps, served by a child process.
+
+bench_studio.py calls measure_in_browser(). The apps run in their own Python process, as they do under
+`python launch.py`, so that the browser driver's thread does not take the server's GIL; the child is this
+file run as `python benchmarks/studio_browser.py --serve ...`, which prints one JSON line (URLs and the
+click plan) and serves until its stdin closes.
+
+Three apps, clicked in turn A, B, C, ... in one browser:
+- studio: the Inspect tab; a click is timed until #inspect-figure and #inspect-grid both show new images.
+- trivial: one gr.Image whose .select returns a precomputed figure of the size the studio shows at that
+  click (Gradio's defaults: it shows the loading overlay, and Gradio encodes the PNG).
+- trivial, no overlay: the same with show_progress="hidden", as the studio's click has.
+A capture-phase click listener stamps performance.now(); a requestAnimationFrame poll stamps it again when
+every watched <img> has a new src and has finished loading.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent
+REPOSITORY = BENCHMARKS.parent
+sys.path[:0] = [str(REPOSITORY), str(BENCHMARKS)]  # runnable as a plain script from anywhere
+
+from studio_server import SEED, display_side, event_function, generate_in_studio, query_cell, random_index, summary  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+APPS = {  # name -> (the clicked image, the images that must be new before a click counts as answered)
+    "studio": ("#inspect-image", ["#inspect-figure", "#inspect-grid"]),
+    "trivial": ("#trivial-image", ["#trivial-image"]),
+    "trivial_no_overlay": ("#trivial-image", ["#trivial-image"]),
+}
+PAGE_TIMER = """() => {
+    window.__bench = {clicked: null};
+    window.addEventListener('click', () => { window.__bench.clicked = performance.now(); }, true);
+}"""
+NEW_IMAGES_SHOWN = """([selectors, old]) => {
+    for (let i = 0; i < selectors.length; i++) {
+        const img = document.querySelector(selectors[i] + ' img');
+        if (!img || !img.complete || img.naturalWidth === 0 || img.src === old[i]) return false;
+    }
+    window.__bench.shown = performance.now();
+    return true;
+}"""
+
+
+# The child: serve the three apps ----------------------------------------------------------------------------
+
+def click_plan(state, layer: str, pairs: int, rng: random.Random) -> list[list[int]]:
+    """Display pixels for the studio's clicks, each in another query cell than the one before."""
+    display = display_side(state)
+    plan, previous = [], None
+    for _ in range(pairs):
+        index = random_index(rng, display, previous, lambda i: query_cell(state, layer, display, i))
+        plan.append(index)
+        previous = query_cell(state, layer, display, index)
+    return plan
+
+
+def matched_figures(state, layer: str, plan: list[list[int]]) -> list:
+    """Per click, the figure with as many queries as the studio then shows (it clears after every fifth),
+    made unique by one pixel so that no two share a cached URL (the studio's never do)."""
+    from sagan_viz.app.state import display_click_to_pixel
+    from sagan_viz.queries import figure_for_queries
+
+    width, display = state.generation.image.shape[1], display_side(state)
+    pixels = [display_click_to_pixel(i, (display, display), (width, width)) for i in plan[:5]]
+    bases = [figure_for_queries(state.generation, layer, pixels[:count]) for count in range(1, 6)]
+    figures = [bases[0]]  # shown before the first click
+    for number in range(len(plan)):
+        figure = bases[number % 5].copy()
+        figure.putpixel((number % figure.width, 0), (number % 251, 0, 0))
+        figures.append(figure)
+    return figures
+
+
+def trivial_app(figures: list, show_progress: str):
+    """One gr.Image; each select returns the next precomputed figure (a PIL image: Gradio encodes it)."""
+    import gradio as gr
+
+    served = iter(figures[1:])
+    with gr.Blocks(title="trivial") as demo:
+        image = gr.Image(figures[0], format="png", interactive=False, elem_id="trivial-image", buttons=[])
+        image.select(lambda: next(served), None, image, show_progress=show_progress)
+    return demo
+
+
+def launch_on_free_port(demo) -> str:
+    """Launch demo on a free local port without blocking; returns its URL."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    return f"http://127.0.0.1:{port}"
+
+
+def serve(checkpoint: Path, pairs: int, seed: int) -> None:
+    """Build and launch the studio and the trivial apps, print URLs and the click plan, serve until stdin ends."""
+    from sagan_viz.app import build_app
+
+    studio = build_app(checkpoint.parent, checkpoint=checkpoint, device="cpu")
+    state, layer = generate_in_studio(studio, checkpoint)
+    plan = click_plan(state, layer, pairs, random.Random(seed))
+    figures = matched_figures(state, layer, plan)
+    apps = {"studio": studio, "trivial": trivial_app(figures, "full"),
+            "trivial_no_overlay": trivial_app(figures, "hidden")}
+    urls = {name: launch_on_free_port(app) for name, app in apps.items()}
+    print(json.dumps({"urls": urls, "plan": plan, "display": display_side(state), "layer": layer}), flush=True)
+    sys.stdin.read()  # the parent closes our stdin when it is done
+    for app in apps.values():
+        app.close()
+
+
+# The parent: drive Chromium ---------------------------------------------------------------------------------
+
+def sources(page, selectors: list[str]) -> list[str]:
+    """The current src of each selector's <img> ('' where there is none)."""
+    return page.evaluate("s => s.map(q => { const i = document.querySelector(q + ' img'); return i ? i.src : ''; })",
+                         selectors)
+
+
+def click_and_wait(page, target: str, fraction: tuple[float, float], watched: list[str]) -> float:
+    """Click target at a fraction of its <img>; seconds from the page's click event to every watched image new."""
+    old = sources(page, watched)
+    box = page.locator(f"{target} img").first.bounding_box()
+    page.mouse.click(box["x"] + fraction[0] * box["width"], box["y"] + fraction[1] * box["height"])
+    page.wait_for_function(NEW_IMAGES_SHOWN, arg=[watched, old], polling="raf", timeout=60_000)
+    stamps = page.evaluate("() => [window.__bench.clicked, window.__bench.shown]")
+    return (stamps[1] - stamps[0]) / 1e3
+
+
+def open_pages(browser, urls: dict[str, str]) -> dict:
+    """One tab per app, loaded, with the click timer installed; the studio has generated its image."""
+    pages = {}
+    for name, url in urls.items():
+        page = browser.new_page(viewport={"width": 1400, "height": 1100})
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.evaluate(PAGE_TIMER)
+        page.wait_for_selector(f"{APPS[name][0]} img" if name != "studio" else "#inspect-generate")
+        pages[name] = page
+    old = sources(pages["studio"], ["#inspect-image"])
+    pages["studio"].click("#inspect-generate")
+    pages["studio"].wait_for_function(NEW_IMAGES_SHOWN, arg=[["#inspect-image"], old], polling="raf")
+    return pages
+
+
+def clicks_in_turn(pages: dict, plan: list[list[int]], display: int) -> dict[str, list[float]]:
+    """For each planned pixel: one studio click, then one click in each trivial app; seconds per app."""
+    seconds = {name: [] for name in pages}
+    for number, index in enumerate(plan):
+        for name, page in pages.items():
+            page.bring_to_front()
+            target, watched = APPS[name]
+            if name == "studio":
+                if number and number % 5 == 0:  # back to one query (not timed), as the trivial figures are
+                    old = sources(page, ["#inspect-figure"])
+                    page.click("#inspect-clear")
+                    page.wait_for_function(NEW_IMAGES_SHOWN, arg=[["#inspect-figure"], old], polling="raf")
+                fraction = ((index[0] + 0.5) / display, (index[1] + 0.5) / display)
+            else:
+                fraction = (0.5, 0.5)
+            seconds[name].append(click_and_wait(page, target, fraction, watched))
+    return seconds
+
+
+def measure_in_browser(checkpoint: Path, pairs: int, seed: int = SEED) -> dict:
+    """Start the child server, time the clicks in Chromium, stop the child; summaries and ratios."""
+    from playwright.sync_api import sync_playwright
+
+    child = subprocess.Popen([sys.executable, __file__, "--serve", "--checkpoint", str(checkpoint),
+                              "--pairs", str(pairs), "--seed", str(seed)],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        served = json.loads(child.stdout.readline())
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            seconds = clicks_in_turn(open_pages(browser, served["urls"]), served["plan"], served["display"])
+            browser.close()
+    finally:
+        child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()
+    summaries = {name: summary(values) for name, values in seconds.items()}
+    ratios = {}
+    for baseline in ("trivial", "trivial_no_overlay"):
+        per_click = [a / b for a, b in zip(seconds["studio"], seconds[baseline])]
+        ratios[baseline] = {"p50": summaries["studio"]["p50"] / summaries[baseline]["p50"],
+                            "per_click_median": statistics.median(per_click)}
+    return {"pairs": pairs, "layer": served["layer"], "ms": summaries, "ratio_to": ratios}
+
+
+def main() -> None:
+    """The child's entry point (see the module docstring)."""
+    parser = argparse.ArgumentParser(description="serve the studio and trivial apps for the browser benchmark")
+    parser.add_argument("--serve", action="store_true", required=True)
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--pairs", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=SEED)
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    serve(args.checkpoint.resolve(), args.pairs, args.seed)
+
+
+if __name__ == "__main__":
+    main()
