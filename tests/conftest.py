@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from sagan_viz.app import build_app
+from sagan_viz.app import LAUNCH_SETTINGS, build_app
 from sagan_viz.config import ModelConfig
 from training.loop import train
 from training.options import TrainConfig
@@ -69,7 +69,7 @@ def free_port() -> int:
 def studio_url(tiny_checkpoint_dir):
     demo = build_app(tiny_checkpoint_dir, device="cpu")
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_SETTINGS)
     yield f"http://127.0.0.1:{port}"
     demo.close()
 

@@ -47,6 +47,9 @@ def test_inspect_two_clicks_show_different_maps_and_arrows(page, shots):
     image_width = page.evaluate("document.querySelector('#inspect-image img').naturalWidth")
     assert figure_width > image_width  # the image plus one map per query
     assert "Traceback" not in page.content()
+    # Gradio's run history would rewrite every stored event in localStorage on each click (slower and slower)
+    stored = page.evaluate("Object.keys(window.localStorage)")
+    assert not [key for key in stored if key.startswith("gradio:run-history")], stored
 
 
 def test_compare_click_updates_both_panels(page, shots):

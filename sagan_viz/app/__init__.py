@@ -14,6 +14,12 @@ from .dynamics_tab import DynamicsTab
 from .inspect_tab import InspectTab
 from .teaching_tab import TeachingTab
 
+# How the studio is served, by launch.py and by the benchmarks alike. run_history=False: Gradio would
+# otherwise store every event's inputs and outputs in the browser's localStorage, rewriting up to 100
+# stored runs on every click (measured: the click-to-map time grew from ~60 ms to ~100 ms over 60 clicks),
+# and a click answered from server-side state could not be replayed from there anyway.
+LAUNCH_SETTINGS = {"run_history": False, "show_error": False}
+
 INTRO = (
     "# sagan-viz · inside a self-attention GAN\n"
     "Generate an image, then **click pixels**: each click is a query point *j*, and the map beside it is "
