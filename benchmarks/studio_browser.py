@@ -183,7 +183,7 @@ def measure_in_browser(checkpoint: Path, pairs: int, seed: int = SEED) -> dict:
     """Start the child server, time the clicks in Chromium, stop the child; summaries and ratios."""
     from playwright.sync_api import sync_playwright
 
-    child = subprocess.Popen([sys.executable, __import__('os').environ.get('CHILD', __file__), "--serve", "--checkpoint", str(checkpoint),
+    child = subprocess.Popen([sys.executable, __file__, "--serve", "--checkpoint", str(checkpoint),
                               "--pairs", str(pairs), "--seed", str(seed)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
