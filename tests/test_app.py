@@ -161,11 +161,3 @@ def test_png_files_keep_only_the_newest_and_read_back_exactly(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(p).name for p in paths[-3:])
     assert np.array_equal(pixels(paths[-1]), images[-1])
 
-
-def test_png_files_write_all_keeps_the_order_of_its_images(tmp_path):
-    from sagan_viz.app.png_files import PngFiles
-
-    images = [np.full((4 + index, 5, 3), 40 * index, np.uint8) for index in range(4)]
-    paths = PngFiles(tmp_path).write_all([(image, f"part{index}") for index, image in enumerate(images)])
-    for index, (path, image) in enumerate(zip(paths, images)):
-        assert Path(path).name.startswith(f"part{index}-") and np.array_equal(pixels(path), image)

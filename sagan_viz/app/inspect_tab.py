@@ -45,11 +45,9 @@ class InspectTab:
     def render(self, state: InspectState, layer: str | None):
         """All outputs that depend on (generation, layer, queries), images as PNG files written once."""
         view = inspect_view(state.generation, layer or None, state.queries, self.columns)
-        images = [(view.figure, "figure"), (view.display, "image")]
-        if view.grid is not None:
-            images.append((view.grid, "grid"))
-        figure, display, *grid = self.pngs.write_all(images)  # the figure file also serves the download button
-        return display, figure, view.details, grid[0] if grid else None, figure, state
+        figure = self.pngs.write(view.figure)  # shown, and offered by the download button
+        grid = None if view.grid is None else self.pngs.write(view.grid, "grid")
+        return self.pngs.write(view.display, "image"), figure, view.details, grid, figure, state
 
     @shown_to_user
     def generate(self, checkpoint: str, seed, weights: str, layer: str | None, state: InspectState):

@@ -7,7 +7,6 @@ import shutil
 import tempfile
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +22,9 @@ class PngFiles:
 
     The app returns paths instead of pictures so that Gradio copies bytes instead of encoding the images
     again, and so that the figure and its download button share one file. One instance per tab: its
-    sessions' callbacks run in threads, hence the lock. write_all encodes several images at once on two
-    threads (zlib lets go of the GIL while it compresses, which is most of the work).
+    sessions' callbacks run in threads, hence the lock. Images are encoded one after the other: two
+    encoder threads saved 2 ms per click alone, but made a click in the browser 8 ms slower (the threads
+    took the CPU from the browser on this 2-core machine; benchmarks/README.md).
     """
 
     def __init__(self, folder: str | Path | None = None, keep: int = KEPT_FILES) -> None:
@@ -33,7 +33,6 @@ class PngFiles:
         self._written: deque[Path] = deque()
         self._numbers = itertools.count()
         self._lock = threading.Lock()
-        self._encoders = ThreadPoolExecutor(max_workers=2, thread_name_prefix="png")
 
     def folder(self) -> Path:
         """The folder the files go to (a fresh temporary one, made on first use and removed at exit)."""
@@ -54,7 +53,3 @@ class PngFiles:
         for old in stale:
             old.unlink(missing_ok=True)
         return str(path)
-
-    def write_all(self, images: list[tuple[Image.Image | np.ndarray, str]]) -> list[str]:
-        """write(image, name) for each pair, two at a time; the paths in the same order."""
-        return [future.result() for future in [self._encoders.submit(self.write, *pair) for pair in images]]
