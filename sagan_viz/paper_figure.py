@@ -77,12 +77,19 @@ def font_size(panel_width: int) -> int:
     return int(np.clip(panel_width / 10.5, 10, 15))
 
 
+@functools.lru_cache(maxsize=4096)  # a click's captions repeat the earlier queries' lines: measure each once
+def text_width(text: str, size: int) -> float:
+    """Width in pixels of a line of text as figure_font(size) draws it."""
+    font = figure_font(size)
+    return font.getlength(plain_text(text, font))
+
+
 def wrap_caption(caption: str, width: float, size: int) -> tuple[str, ...]:
     """The caption's ' · '-separated parts packed into as few lines of at most width pixels as they fit."""
-    font, lines = figure_font(size), []
+    lines = []
     for part in caption.split(" · ") if caption else []:
         joined = f"{lines[-1]} · {part}" if lines else part
-        if lines and font.getlength(plain_text(joined, font)) <= width:
+        if lines and text_width(joined, size) <= width:
             lines[-1] = joined
         else:
             lines.append(part)
@@ -103,9 +110,8 @@ def figure_layout(image_size: tuple[int, int], query_count: int, scale: int, cap
 def fitted_font(lines: list[str], width: float, size: int) -> ImageFont.FreeTypeFont:
     """The largest font no bigger than size in which every line fits width (down to 7 pixels)."""
     for candidate in range(size, 7, -1):
-        font = figure_font(candidate)
-        if all(font.getlength(plain_text(line, font)) <= width for line in lines):
-            return font
+        if all(text_width(line, candidate) <= width for line in lines):
+            return figure_font(candidate)
     return figure_font(7)
 
 
@@ -141,6 +147,21 @@ def write_lines(draw, origin, lines: list[str], font, line_height: int, colour=N
             draw.rectangle((x, top, x + side, top + side), fill=tuple(colour), outline=OUTLINE)
             indent = line_height
         draw.text((x + indent, y + index * line_height), plain_text(line, font), font=font, fill=TEXT)
+
+
+def text_block(lines: list[str], font, line_height: int, width: int, colour=None) -> Image.Image:
+    """write_lines on a strip of background width wide, with half a line to spare beneath for descenders."""
+    block = Image.new("RGB", (width, len(lines) * line_height + line_height // 2), BACKGROUND)
+    write_lines(ImageDraw.Draw(block), (0, 0), lines, font, line_height, colour)
+    return block
+
+
+def cached_text_block(cache, lines: list[str], font, line_height: int, width: int) -> Image.Image:
+    """text_block, from cache when one is given (the title and the image's caption recur click after click)."""
+    if cache is None:
+        return text_block(lines, font, line_height, width)
+    key = repr(("text", tuple(lines), font.getname(), font.size, line_height, width))
+    return cache.get_or_draw(key, lambda: text_block(lines, font, line_height, width))
 
 
 class PanelCache:
@@ -213,11 +234,11 @@ def paper_figure(
     image_size = (width, height)
     layout = figure_layout(image_size, len(queries), scale, caption)
     figure = Image.new("RGB", layout.size, BACKGROUND)
-    draw = ImageDraw.Draw(figure)
-    title_font = fitted_font(layout.title_lines, layout.size[0] - 2 * layout.gap, layout.font_size + 1)
-    for index, line in enumerate(layout.title_lines):
-        top = layout.gap + index * layout.line_height
-        draw.text((layout.gap, top), plain_text(line, title_font), font=title_font, fill=TEXT)
+    text_width_available = layout.size[0] - 2 * layout.gap
+    title_font = fitted_font(layout.title_lines, text_width_available, layout.font_size + 1)
+    if layout.title_lines:  # pasted first: the panels below cover the block's spare strip
+        title = cached_text_block(cache, list(layout.title_lines), title_font, layout.line_height, text_width_available)
+        figure.paste(title, (layout.gap, layout.gap))
     captions = [image_caption(len(queries), key_shape)]
     captions += [query_caption(query, number) for number, query in enumerate(queries, start=1)]
     # One font for every panel, so that numbers compare at a glance.
@@ -225,7 +246,9 @@ def paper_figure(
     font = fitted_font(lines, layout.panel_size[0] - layout.line_height, layout.font_size)
     left, top = layout.panel_origin(0)
     figure.paste(draw_markers(Image.fromarray(upscale_nearest(image, scale)), queries, image_size), (left, top))
-    write_lines(draw, (left, top + layout.panel_size[1] + layout.gap // 2), captions[0], font, layout.line_height)
+    if captions[0]:
+        caption = cached_text_block(cache, captions[0], font, layout.line_height, layout.panel_size[0])
+        figure.paste(caption, (left, top + layout.panel_size[1] + layout.gap // 2))
     for number, query in enumerate(queries, start=1):
         arguments = (image, query, number, key_shape, scale, layout, font)
         if cache is None:
