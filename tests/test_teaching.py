@@ -20,8 +20,9 @@ from sagan_viz.imaging import to_uint8_images
 from sagan_viz.inspect import Generation, LoadedModel, latent_for_seed
 from sagan_viz.networks import Discriminator, Generator
 from sagan_viz.render import MAGMA, colourise
+from sagan_viz.lecture_guide import LECTURE_GUIDE
 from sagan_viz.teaching import (
-    LECTURE_GUIDE, QUERY_MARK, TOP_KEYS, gamma_effect, gamma_effect_markdown, gamma_slider_range,
+    QUERY_MARK, TOP_KEYS, gamma_effect, gamma_effect_markdown, gamma_slider_range,
     gamma_text, score_and_beta_images, teaching_walkthrough, walkthrough_markdown,
 )
 
