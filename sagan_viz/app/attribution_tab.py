@@ -15,7 +15,7 @@ from ..queries import query_view
 from ..render import QUERY_COLOURS
 from .catalog import CheckpointEntry, ModelCache
 from .errors import shown_to_user
-from .inspect_tab import WEIGHT_CHOICES, checkpoint_choices
+from .controls import generation_controls
 from .views import clickable_image, clicked_pixel
 
 METHOD_CHOICES = [
@@ -136,13 +136,8 @@ class AttributionTab:
         gr.Markdown(EXPLANATION)
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                checkpoint = gr.Dropdown(
-                    checkpoint_choices(self.entries), value=str(self.default.path) if self.default else None,
-                    label="Checkpoint", elem_id="attribution-checkpoint",
-                )
-                seed = gr.Number(value=7, precision=0, label="Seed", elem_id="attribution-seed")
-                weights = gr.Radio(WEIGHT_CHOICES, value="ema", label="Generator weights")
-                layer = gr.Dropdown([], label="Attention layer (G)", elem_id="attribution-layer")
+                controls = generation_controls("attribution", self.entries, self.default, "Attention layer (G)")
+                checkpoint, seed, weights, layer = controls.checkpoint, controls.seed, controls.weights, controls.layer
                 method = gr.Radio(METHOD_CHOICES, value="gradient_x_activation", label="Attribution method",
                                   elem_id="attribution-method")
                 gamma_zero = gr.Checkbox(value=True, label="include γ = 0 (receptive field alone)",

@@ -11,7 +11,7 @@ from ..queries import figure_caption
 from ..paper_figure import paper_figure
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
 from .errors import shown_to_user
-from .inspect_tab import WEIGHT_CHOICES, checkpoint_choices
+from .controls import WEIGHT_CHOICES, checkpoint_choices
 from .state import CompareState, add_query
 from .views import clickable_image, clicked_pixel, query_views
 

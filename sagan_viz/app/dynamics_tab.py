@@ -7,7 +7,7 @@ from ..checkpoint import read_checkpoint_summary
 from ..charts import attention_statistics_figure, gamma_figure, loss_figure
 from .catalog import STATISTICS_SEEDS, CheckpointEntry, StatisticsCache, entry_for, snapshot_steps
 from .errors import shown_to_user
-from .inspect_tab import checkpoint_choices
+from .controls import checkpoint_choices
 
 GAMMA_NOTE = (
     "γ multiplies the attention branch (y = γ·o + x) and starts at exactly 0. It is signed: a negative γ "

@@ -7,18 +7,11 @@ import gradio as gr
 
 from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, entry_for
+from .controls import checkpoint_choices, generation_controls
 from .errors import shown_to_user
-from .state import InspectState, add_query
 from .png_files import PngFiles
+from .state import InspectState, add_query
 from .views import clicked_pixel, inspect_view
-
-WEIGHT_CHOICES = [("EMA-G (as sampled in the paper)", "ema"), ("G (raw weights of the last step)", "raw")]
-
-
-def checkpoint_choices(entries: list[CheckpointEntry]) -> list[tuple[str, str]]:
-    """Dropdown (label, value) pairs."""
-    return [(entry.label, str(entry.path)) for entry in entries]
-
 
 def status_line(model, generation) -> str:
     """Which weights, where, in which mode: so comparisons are known to be fair."""
@@ -106,15 +99,8 @@ class InspectTab:
         state = gr.State(InspectState())
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                checkpoint = gr.Dropdown(
-                    checkpoint_choices(self.entries), value=str(self.default.path) if self.default else None,
-                    label="Checkpoint", elem_id="inspect-checkpoint",
-                )
-                upload = gr.File(label="…or upload a .safetensors checkpoint", file_types=[".safetensors"],
-                                 type="filepath", elem_id="inspect-upload")
-                seed = gr.Number(value=7, precision=0, label="Seed", elem_id="inspect-seed")
-                weights = gr.Radio(WEIGHT_CHOICES, value="ema", label="Generator weights")
-                layer = gr.Dropdown([], label="Attention layer", elem_id="inspect-layer")
+                controls = generation_controls("inspect", self.entries, self.default, with_upload=True)
+                checkpoint, seed, weights, layer = controls.checkpoint, controls.seed, controls.weights, controls.layer
                 generate = gr.Button("Generate", variant="primary", elem_id="inspect-generate")
                 status = gr.Markdown(elem_id="inspect-status")
             with gr.Column(scale=2):
@@ -136,4 +122,4 @@ class InspectTab:
         layer.input(self.change_layer, [state, layer], rendered)
         remove.click(self.remove_last, [state, layer], rendered)
         clear.click(self.clear, [state, layer], rendered)
-        upload.upload(self.upload, [upload], [checkpoint, status])
+        controls.upload.upload(self.upload, [controls.upload], [checkpoint, status])

@@ -15,7 +15,8 @@ from ..teaching import (
 )
 from .catalog import CheckpointEntry, ModelCache
 from .errors import shown_to_user
-from .inspect_tab import WEIGHT_CHOICES, checkpoint_choices, status_line
+from .controls import generation_controls
+from .inspect_tab import status_line
 from .views import clickable_image, clicked_pixel, display_scale
 
 LATEX_DELIMITERS = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
@@ -132,13 +133,8 @@ class TeachingTab:
         state = gr.State(TeachingState())
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
-                checkpoint = gr.Dropdown(
-                    checkpoint_choices(self.entries), value=str(self.default.path) if self.default else None,
-                    label="Checkpoint", elem_id="teaching-checkpoint",
-                )
-                seed = gr.Number(value=7, precision=0, label="Seed", elem_id="teaching-seed")
-                weights = gr.Radio(WEIGHT_CHOICES, value="ema", label="Generator weights")
-                layer = gr.Dropdown([], label="Attention layer", elem_id="teaching-layer")
+                controls = generation_controls("teaching", self.entries, self.default)
+                checkpoint, seed, weights, layer = controls.checkpoint, controls.seed, controls.weights, controls.layer
                 generate = gr.Button("Generate", variant="primary", elem_id="teaching-generate")
                 status = gr.Markdown(elem_id="teaching-status")
             with gr.Column(scale=2, min_width=360):
