@@ -4,14 +4,15 @@ from __future__ import annotations
 import dataclasses
 
 import gradio as gr
-import numpy as np
+from PIL import Image
 
 from ..checkpoint import CheckpointError
 from ..queries import figure_caption
-from ..paper_figure import paper_figure
+from ..paper_figure import PanelCache, paper_figure
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
-from .errors import shown_to_user
 from .controls import WEIGHT_CHOICES, checkpoint_choices
+from .errors import shown_to_user
+from .png_files import served_png_files
 from .state import CompareState, add_query
 from .views import clickable_image, clicked_pixel, query_views
 
@@ -33,15 +34,18 @@ def default_comparison(entries: list[CheckpointEntry], default: CheckpointEntry 
     return list(dict.fromkeys(str(e.path) for e in chosen))
 
 
-def comparison_panel(generation, layer: str, pixels, title: str) -> np.ndarray:
-    """One checkpoint's figure, titled with the checkpoint; one without that layer says so instead of failing."""
+def comparison_panel(generation, layer: str, pixels, title: str, columns: PanelCache | None = None) -> Image.Image:
+    """One checkpoint's figure, titled with the checkpoint; one without that layer says so instead of failing.
+
+    columns: figure columns drawn before (a click then draws one new column per panel).
+    """
     if layer in generation.layers:
         caption = f"{title} · {figure_caption(generation, layer)}"
         views = query_views(generation, layer, pixels)
-        return np.asarray(paper_figure(generation.image, views, generation.layers[layer].key_shape, scale=6,
-                                       caption=caption))
+        return paper_figure(generation.image, views, generation.layers[layer].key_shape, scale=6, caption=caption,
+                            cache=columns)
     missing = f"no attention layer {layer} in this checkpoint" if generation.layers else "no attention layers"
-    return np.asarray(paper_figure(generation.image, [], None, scale=6, caption=f"{title} · {missing}"))
+    return paper_figure(generation.image, [], None, scale=6, caption=f"{title} · {missing}", cache=columns)
 
 
 class CompareTab:
@@ -52,6 +56,8 @@ class CompareTab:
         self.entries = entries
         self.default = default
         self.labels = {str(e.path): e.label for e in entries}
+        self.columns = PanelCache(capacity=4 * 5 * 4)  # every panel's columns, several clicks back
+        self.pngs = served_png_files()
 
     def panels(self, state: CompareState, layer: str):
         """The reference image (first checkpoint) and one panel per checkpoint, padded with hidden slots."""
@@ -60,10 +66,10 @@ class CompareTab:
         updates = []
         for path, generation in zip(state.checkpoints, state.generations):
             title = self.labels.get(path, path)
-            updates.append(gr.update(value=comparison_panel(generation, layer, state.queries, title),
-                                     label=title, visible=True))
+            panel = comparison_panel(generation, layer, state.queries, title, self.columns)
+            updates.append(gr.update(value=self.pngs.write(panel, "compare"), label=title, visible=True))
         updates += [gr.update(value=None, visible=False)] * (MAX_PANELS - len(updates))
-        return (clickable_image(reference, views), *updates, state)
+        return (self.pngs.write(clickable_image(reference, views), "reference"), *updates, state)
 
     @shown_to_user
     def generate(self, checkpoints: list[str], seed, weights: str, layer: str, state: CompareState):
@@ -127,6 +133,6 @@ class CompareTab:
                                    buttons=["download"], show_label=False) for i in (first, first + 1)]
         outputs = [reference, *slots, state]
         run.click(self.generate, [checkpoints, seed, weights, layer, state], outputs)
-        reference.select(self.click, [state, layer], outputs)
+        reference.select(self.click, [state, layer], outputs, show_progress="hidden")
         layer.input(self.rerender, [state, layer], outputs)
         clear.click(self.clear, [state, layer], outputs)

@@ -9,7 +9,7 @@ from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, entry_for
 from .controls import checkpoint_choices, generation_controls
 from .errors import shown_to_user
-from .png_files import PngFiles
+from .png_files import served_png_files
 from .state import InspectState, add_query
 from .views import clicked_pixel, inspect_view
 
@@ -31,9 +31,7 @@ class InspectTab:
         self.entries = entries
         self.default = default
         self.columns = PanelCache()  # figure columns already drawn, shared by this tab's sessions
-        self.pngs = PngFiles()
-        # Served straight from its folder: Gradio then neither hashes nor copies each file into its cache.
-        gr.set_static_paths([self.pngs.folder()])
+        self.pngs = served_png_files()
 
     def render(self, state: InspectState, layer: str | None):
         """All outputs that depend on (generation, layer, queries), images as PNG files written once."""

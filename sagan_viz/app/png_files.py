@@ -9,6 +9,7 @@ import threading
 from collections import deque
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 from PIL import Image
 
@@ -53,3 +54,10 @@ class PngFiles:
         for old in stale:
             old.unlink(missing_ok=True)
         return str(path)
+
+
+def served_png_files() -> PngFiles:
+    """A PngFiles whose folder Gradio serves as it is: no hash and copy of each file into its cache."""
+    files = PngFiles()
+    gr.set_static_paths([files.folder()])
+    return files
