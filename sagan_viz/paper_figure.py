@@ -96,11 +96,13 @@ def wrap_caption(caption: str, width: float, size: int) -> tuple[str, ...]:
     return tuple(lines)
 
 
-def figure_layout(image_size: tuple[int, int], query_count: int, scale: int, caption: str = "") -> FigureLayout:
-    """The geometry paper_figure uses for an image of (W, H) pixels and query_count panels."""
+def figure_layout(image_size: tuple[int, int], query_count: int, scale: int, caption: str = "",
+                  title_inset: int = 0) -> FigureLayout:
+    """The geometry paper_figure uses for an image of (W, H) pixels and query_count panels; the caption
+    wraps title_inset pixels short of the right edge (clear of a button the page lays over that corner)."""
     panel_size, gap, panels = (image_size[0] * scale, image_size[1] * scale), max(8, 2 * scale), 1 + query_count
     size = font_size(panel_size[0])
-    text_width = panels * panel_size[0] + (panels - 1) * gap
+    text_width = panels * panel_size[0] + (panels - 1) * gap - title_inset
     return FigureLayout(
         panel_size=panel_size, gap=gap, font_size=size, line_height=int(1.45 * size),
         title_lines=wrap_caption(caption, text_width, size + 1), panels=panels,
@@ -224,17 +226,18 @@ def query_column(image: np.ndarray, query: QueryView, number: int, key_shape, sc
 
 def paper_figure(
     image: np.ndarray, queries: list[QueryView], key_shape, scale: int = 8, caption: str = "",
-    cache: PanelCache | None = None,
+    cache: PanelCache | None = None, title_inset: int = 0,
 ) -> Image.Image:
     """Figure 1 of SAGAN: the image with query markers, then one attention panel with arrows per query.
 
     With a cache, columns of queries drawn before are reused; the figure is the same pixel for pixel.
+    title_inset: see figure_layout.
     """
     height, width = image.shape[:2]
     image_size = (width, height)
-    layout = figure_layout(image_size, len(queries), scale, caption)
+    layout = figure_layout(image_size, len(queries), scale, caption, title_inset)
     figure = Image.new("RGB", layout.size, BACKGROUND)
-    text_width_available = layout.size[0] - 2 * layout.gap
+    text_width_available = layout.size[0] - 2 * layout.gap - title_inset
     title_font = fitted_font(layout.title_lines, text_width_available, layout.font_size + 1)
     if layout.title_lines:  # pasted first: the panels below cover the block's spare strip
         title = cached_text_block(cache, list(layout.title_lines), title_font, layout.line_height, text_width_available)

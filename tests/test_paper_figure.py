@@ -39,3 +39,22 @@ def test_the_cache_forgets_the_oldest_columns_past_its_capacity():
     for number, (pixel, hot_cell) in enumerate(CLICKS[:3]):
         paper_figure(gradient_image(), [one_hot_query(number, pixel, hot_cell)], (16, 16), cache=cache)
     assert len(cache) == 2
+
+
+def test_a_title_inset_keeps_the_caption_clear_of_the_top_right_corner():
+    from sagan_viz.paper_figure import figure_layout, text_width
+
+    query = one_hot_query(0, *CLICKS[0])
+    layout = figure_layout((32, 32), 1, 6)
+    room = layout.size[0] - 2 * layout.gap
+    first = "G.attn0"
+    while text_width(first + " x", layout.font_size + 1) < room - 20:  # a first part that ends ~20 px short
+        first += " x"
+    for inset in (0, 60):
+        figure = np.asarray(paper_figure(gradient_image(), [query], (16, 16), scale=6, caption=f"{first} · seed 7",
+                                         title_inset=inset))
+        inked = np.flatnonzero((figure[: layout.gap + layout.line_height] < 128).any(axis=(0, 2)))
+        if inset:
+            assert inked.max() < figure.shape[1] - layout.gap - inset  # wrapped before the reserved corner
+        else:
+            assert inked.max() >= figure.shape[1] - layout.gap - 60  # the same caption runs into it otherwise

@@ -17,6 +17,7 @@ from .state import CompareState, add_query
 from .views import clickable_image, clicked_pixel, query_views
 
 MAX_PANELS = 4
+DOWNLOAD_BUTTON_CLEARANCE = 44  # figure pixels kept free of title text under each panel's download button
 
 
 def default_comparison(entries: list[CheckpointEntry], default: CheckpointEntry | None) -> list[str]:
@@ -43,9 +44,10 @@ def comparison_panel(generation, layer: str, pixels, title: str, columns: PanelC
         caption = f"{title} · {figure_caption(generation, layer)}"
         views = query_views(generation, layer, pixels)
         return paper_figure(generation.image, views, generation.layers[layer].key_shape, scale=6, caption=caption,
-                            cache=columns)
+                            cache=columns, title_inset=DOWNLOAD_BUTTON_CLEARANCE)
     missing = f"no attention layer {layer} in this checkpoint" if generation.layers else "no attention layers"
-    return paper_figure(generation.image, [], None, scale=6, caption=f"{title} · {missing}", cache=columns)
+    return paper_figure(generation.image, [], None, scale=6, caption=f"{title} · {missing}", cache=columns,
+                        title_inset=DOWNLOAD_BUTTON_CLEARANCE)
 
 
 class CompareTab:
