@@ -167,7 +167,7 @@ def cached_text_block(cache, lines: list[str], font, line_height: int, width: in
 
 
 class PanelCache:
-    """Query columns already drawn, keyed by a digest of everything drawn in them; the oldest are dropped.
+    """Query columns and text blocks already drawn, keyed by everything drawn in them; the oldest are dropped.
 
     Shared by the sessions of one app (a key says exactly what a column shows, so no session can get
     another's by mistake); a lock because Gradio runs callbacks in threads.

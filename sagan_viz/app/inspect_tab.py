@@ -13,6 +13,7 @@ from .png_files import served_png_files
 from .state import InspectState, add_query
 from .views import clicked_pixel, inspect_view
 
+
 def status_line(model, generation) -> str:
     """Which weights, where, in which mode: so comparisons are known to be fair."""
     weights = "EMA-G" if generation.weights == "ema" else "raw G"

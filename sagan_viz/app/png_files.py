@@ -15,14 +15,16 @@ from PIL import Image
 
 from ..imaging import encode_png
 
-KEPT_FILES = 200  # Gradio copies a file into its cache as soon as the callback returns; older ones can go
+# The page links to these files directly (served_png_files), so a file must outlive the view showing it:
+# a figure's download button still points at it after later clicks. ~100 KB a click: at most ~35 MB a tab.
+KEPT_FILES = 1000
 
 
 class PngFiles:
     """Writes images as PNG files in one folder of its own and deletes all but the newest `keep`.
 
-    The app returns paths instead of pictures so that Gradio copies bytes instead of encoding the images
-    again, and so that the figure and its download button share one file. One instance per tab: its
+    The app returns paths instead of pictures so that Gradio does not encode the images again, and so
+    that the figure and its download button share one file. One instance per tab: its
     sessions' callbacks run in threads, hence the lock. Images are encoded one after the other: two
     encoder threads saved 2 ms per click alone, but made a click in the browser 8 ms slower (the threads
     took the CPU from the browser on this 2-core machine; benchmarks/README.md).
