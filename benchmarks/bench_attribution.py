@@ -32,7 +32,7 @@ import torch  # noqa: E402
 from sagan_viz.attribution import (  # noqa: E402
     INTEGRATION_STEPS, attribution_figure, discriminator_attribution, query_attribution, query_beta_row,
 )
-from sagan_viz.inspect import load_checkpoint  # noqa: E402
+from sagan_viz import load_checkpoint  # noqa: E402
 
 RESULTS_PATH = REPOSITORY / "benchmarks" / "results" / "attribution.json"
 TARGET_S = 2.0

@@ -9,6 +9,7 @@ Notebook API:
 """
 from .checkpoint import CheckpointError
 from .config import ModelConfig
-from .inspect import Generation, LoadedModel, load_checkpoint
+from .families import LoadedModel, load_checkpoint
+from .inspect import Generation
 
 __all__ = ["CheckpointError", "Generation", "LoadedModel", "ModelConfig", "load_checkpoint"]

@@ -75,20 +75,26 @@ def unflatten_positions(sequence: torch.Tensor, height: int, width: int) -> torc
     return sequence.transpose(1, 2).reshape(sequence.shape[0], -1, height, width).contiguous()
 
 
-def conv1x1(in_channels: int, out_channels: int) -> nn.Module:
-    """A spectrally normalised 1x1 convolution (SN on every layer, section 4.1)."""
-    return spectral_norm(nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=False))
+def conv1x1(in_channels: int, out_channels: int, spectral: bool = True, bias: bool = False) -> nn.Module:
+    """A 1x1 convolution, spectrally normalised (SN on every layer, section 4.1) unless spectral=False.
+
+    spectral=False is for imported weights whose spectral norm was folded into plain weights at load.
+    """
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size=1, bias=bias)
+    return spectral_norm(conv) if spectral else conv
 
 
 class SelfAttention(nn.Module):
     """The self-attention block of SAGAN; forward(x) returns only y.
 
     variant "paper": f, g: C -> C/8 and h: C -> C at full resolution (eqs. 1-3).
-    variant "official": the authors' released code: keys and values max-pooled 2x2,
+    variant "official": the authors' released code (and BigGAN's): keys and values max-pooled 2x2,
     h: C -> C/2 and an output 1x1 projection C/2 -> C.
+    spectral=False: plain 1x1 convolutions, for imported weights whose spectral norm was folded at load;
+    bias=True: 1x1 convolutions with biases (heykeetae's layer).
     """
 
-    def __init__(self, channels: int, variant: str = "paper") -> None:
+    def __init__(self, channels: int, variant: str = "paper", spectral: bool = True, bias: bool = False) -> None:
         super().__init__()
         if variant not in ("paper", "official"):
             raise ValueError(f"unknown attention variant {variant!r}")
@@ -98,10 +104,10 @@ class SelfAttention(nn.Module):
         self.variant = variant
         reduced = channels // 8
         value_channels = channels if variant == "paper" else channels // 2
-        self.f = conv1x1(channels, reduced)  # keys
-        self.g = conv1x1(channels, reduced)  # queries
-        self.h = conv1x1(channels, value_channels)  # values
-        self.v = conv1x1(value_channels, channels) if variant == "official" else None
+        self.f = conv1x1(channels, reduced, spectral, bias)  # keys
+        self.g = conv1x1(channels, reduced, spectral, bias)  # queries
+        self.h = conv1x1(channels, value_channels, spectral, bias)  # values
+        self.v = conv1x1(value_channels, channels, spectral, bias) if variant == "official" else None
         self.gamma = nn.Parameter(torch.zeros(1))  # starts at exactly 0: attention off at init
         self.use_fused = True  # the inspection path (explicit beta) is for tests and benchmarks
 
@@ -140,6 +146,13 @@ class SelfAttention(nn.Module):
         p = self.project(x)
         attended, beta = attend_explicit(p.query, p.key, p.value)
         return self.output_from_attended(x, attended), beta
+
+    def query_key(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """g(x_j) (B, N, C_bar) and f(x_i) (B, N_key, C_bar): all β needs, without the values."""
+        key_map = self.f(x)
+        if self.variant == "official":
+            key_map = F.max_pool2d(key_map, 2)
+        return flatten_positions(self.g(x)), flatten_positions(key_map)
 
     def attention_map(self, x: torch.Tensor) -> torch.Tensor:
         """beta (B, N, N_key) for input x, without computing y."""

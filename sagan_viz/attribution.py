@@ -19,9 +19,11 @@ from PIL import Image, ImageDraw
 
 from .analysis import as_array, find_peaks
 from .attention import SelfAttention
-from .grid import attention_row_map, cell_center, cell_to_index
+from .grid import cell_center, cell_to_index
 from .imaging import upscale_nearest
-from .inspect import Generation, LoadedModel, latent_for_seed
+from .families.interface import LoadedModel
+from .inspect import Generation
+from .layer_names import network_of
 from .queries import figure_caption
 from .paper_figure import BACKGROUND, TEXT, figure_layout, fitted_font, plain_text, write_lines
 from .render import QUERY_COLOURS, QueryView, attention_overlay, draw_arrows, draw_markers
@@ -44,15 +46,12 @@ class AttributionResult:
     seconds: float  # wall time of the Captum call
 
 
-def generator_attention_layer(generator: torch.nn.Module, layer: str) -> SelfAttention:
-    """The SelfAttention module named "G.attnK" in generator; ValueError for D layers and unknown names."""
-    layers = {f"G.{name}": module for name, module in generator.attention_layers()}
-    if layer.startswith("D."):
+def generator_attention_layer(model: LoadedModel, layer: str, weights: str) -> SelfAttention:
+    """The SelfAttention module named "G.attnK" in G of those weights; ValueError for D layers and unknown names."""
+    if network_of(layer) == "D":
         raise ValueError(f"{layer} is a discriminator layer: query attribution needs a G layer; "
                          "the discriminator view is discriminator_attribution")
-    if layer not in layers:
-        raise ValueError(f"unknown generator attention layer {layer!r}; layers: {', '.join(layers) or 'none'}")
-    return layers[layer]
+    return model.attention_module(layer, weights)
 
 
 def query_pixel_box(cell: tuple[int, int], grid_shape: tuple[int, int], image_shape: tuple[int, int]):
@@ -62,12 +61,13 @@ def query_pixel_box(cell: tuple[int, int], grid_shape: tuple[int, int], image_sh
     return row * height // rows, (row + 1) * height // rows, column * width // columns, (column + 1) * width // columns
 
 
-def pixel_block_sum(generator: torch.nn.Module, box: tuple[int, int, int, int]):
+def pixel_block_sum(model: LoadedModel, generator: torch.nn.Module, box: tuple[int, int, int, int],
+                    truncation: float | None):
     """forward(z, labels) -> (B,): the sum over RGB and the block of G's output (tanh, in [-1, 1])."""
     top, bottom, left, right = box
 
     def forward(z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return generator(z, labels)[:, :, top:bottom, left:right].sum(dim=(1, 2, 3))
+        return model.run_generator(generator, z, labels, truncation)[:, :, top:bottom, left:right].sum(dim=(1, 2, 3))
 
     return forward
 
@@ -91,10 +91,8 @@ def layer_input_attribution(forward, layer: SelfAttention, z: torch.Tensor, labe
 
 
 def generation_inputs(model: LoadedModel, generation: Generation) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """The z and labels that made generation (same seed, same label), on the model's device."""
-    z = latent_for_seed(generation.seed, model.config.z_dim).to(model.device)
-    labels = None if generation.label is None else torch.tensor([generation.label], device=model.device)
-    return z, labels
+    """The z and labels that made generation, on the model's device."""
+    return model.generator_inputs(generation)
 
 
 def query_attribution(
@@ -113,15 +111,15 @@ def query_attribution(
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     generator = model.generator_for(generation.weights)
-    attention_layer = generator_attention_layer(generator, layer)
-    capture = generation.layers[layer]
+    attention_layer = generator_attention_layer(model, layer, generation.weights)
+    capture = generation.layer(layer)
     box = query_pixel_box(tuple(query_cell), capture.query_shape, generation.image.shape[:2])
     z, labels = generation_inputs(model, generation)
     gamma = {**generation.gamma_overrides, **({layer: 0.0} if gamma_zero else {})}
     # The model's lock: Captum's hooks on the layer and the changed gamma must not meet another call.
     with model.gamma_overridden(generation.weights, gamma):
         start = time.perf_counter()
-        attribution = layer_input_attribution(pixel_block_sum(generator, box), attention_layer, z, labels, method)
+        attribution = layer_input_attribution(pixel_block_sum(model, generator, box, generation.truncation), attention_layer, z, labels, method)
         seconds = time.perf_counter() - start
     attribution = attribution.detach()[0].to("cpu", torch.float64)  # (C, H, W)
     return AttributionResult(
@@ -138,12 +136,14 @@ def discriminator_attribution(model: LoadedModel, generation: Generation, method
     """
     if method not in DISCRIMINATOR_METHODS:
         raise ValueError(f"method must be one of {DISCRIMINATOR_METHODS}, got {method!r}")
+    if model.discriminator is None:
+        raise ValueError(f"this {model.family} model has no discriminator to attribute")
     from captum.attr import IntegratedGradients, Saliency  # here, not at module import: see layer_input_attribution
     images = generation.image_tensor.detach().to(model.device, torch.float32).clone().requires_grad_()  # (1, 3, H, W)
     _, labels = generation_inputs(model, generation)
 
     def score(images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        return model.discriminator(images, labels)  # (B,)
+        return model.run_discriminator(images, labels)  # (B,)
 
     with model.gamma_overridden(generation.weights, generation.gamma_overrides):
         if method == "saliency":
@@ -223,9 +223,8 @@ def summarise(result: AttributionResult, beta_map, gamma_zero_result: Attributio
 
 def query_beta_row(generation: Generation, layer: str, query_cell: tuple[int, int]) -> np.ndarray:
     """beta_{j,.} of the query cell on the key grid (H_key, W_key), from the stored generation."""
-    capture = generation.layers[layer]
-    row = attention_row_map(capture.attention, cell_to_index(tuple(query_cell), capture.query_shape),
-                            capture.key_shape)
+    capture = generation.layer(layer)
+    row = capture.attention_row(cell_to_index(tuple(query_cell), capture.query_shape)).reshape(capture.key_shape)
     return as_array(row)
 
 
@@ -261,7 +260,7 @@ def attribution_figure(
     """Image with the query | beta row | |attribution| [| with gamma = 0 | beyond its receptive field], captioned."""
     image = generation.image
     image_size = (image.shape[1], image.shape[0])
-    capture = generation.layers[result.layer]
+    capture = generation.layer(result.layer)
     beta = as_array(beta_map)
     query = QueryView(pixel=cell_center(result.query_cell, capture.query_shape, image_size), cell=result.query_cell,
                       colour=QUERY_COLOURS[0], attention_map=beta, peaks=find_peaks(beta))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError
 from .devices import DEVICE_CHOICES
-from .inspect import WEIGHTS, load_checkpoint
+from .families import load_checkpoint
 from .queries import MAX_QUERIES, figure_for_queries
 
 
@@ -45,16 +45,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw the SAGAN-paper attention figure (image with query points, one attention map "
         "per query with arrows to its most-attended regions) for one seed of a checkpoint.",
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="a sagan-viz .safetensors checkpoint")
+    parser.add_argument("--checkpoint", required=True, type=Path,
+                        help="a sagan-viz .safetensors checkpoint, or a BigGAN-deep folder (config.json + "
+                        "pytorch_model.bin)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent z to generate from (default 0)")
-    parser.add_argument("--label", type=int, default=None,
-                        help="class label for a conditional model (default: seed mod number of classes)")
+    parser.add_argument("--class", "--label", dest="label", default=None, metavar="CLASS",
+                        help="class of a conditional model: its index, or its name such as 'golden retriever' "
+                        "(default: seed mod number of classes)")
+    parser.add_argument("--truncation", type=float, default=None,
+                        help="truncation in (0, 1] for models that have it, e.g. BigGAN-deep (default 0.4)")
     parser.add_argument("--query", action="append", type=parse_query, default=[], metavar="X,Y",
                         help=f"a query point in generated-image pixels, x right and y down from the top-left "
                         f"corner; repeat for up to {MAX_QUERIES} queries (none: the image alone)")
     parser.add_argument("--layer", default=None,
                         help="attention layer to show, e.g. G.attn0 or D.attn0 (default: the first layer)")
-    parser.add_argument("--weights", choices=WEIGHTS, default="ema",
+    parser.add_argument("--weights", choices=("ema", "raw"), default="ema",
                         help="generator weights: the EMA average the paper samples from, or the raw last step "
                         "(default ema)")
     parser.add_argument("--scale", type=positive_int, default=8,
@@ -82,10 +87,16 @@ def main(argv: list[str] | None = None) -> Path:
     layer = args.layer or layers[0]
     if layer not in layers:
         parser.error(f"unknown --layer {layer!r}; this model has: {', '.join(layers)}")
+    if args.weights not in model.weight_choices:
+        parser.error(f"--weights {args.weights}: this {model.family} model holds only {', '.join(model.weight_choices)}")
     try:
-        generation = model.generate(args.seed, label=args.label, weights=args.weights)
-    except ValueError as error:  # a label the model lacks, or one given to an unconditional model
-        parser.error(f"--label: {error}")
+        label = None if args.label is None else model.class_for_text(args.label)
+    except ValueError as error:  # a class the model lacks, or one given to an unconditional model
+        parser.error(f"--class: {error}")
+    try:
+        generation = model.generate(args.seed, label=label, truncation=args.truncation, weights=args.weights)
+    except ValueError as error:
+        parser.error(f"--truncation: {error}")
     try:
         figure = figure_for_queries(generation, layer, args.query, scale=args.scale, max_peaks=args.peaks,
                                     step=model.step)
@@ -95,8 +106,9 @@ def main(argv: list[str] | None = None) -> Path:
         figure.save(args.out, format="PNG")
     except OSError as error:
         parser.error(f"cannot write {args.out}: {error.strerror or error}")
-    print(f"wrote {args.out} ({figure.size[0]}x{figure.size[1]}): {layer}, seed {args.seed}, "
-          f"{len(args.query)} queries, step {model.step}")
+    step = "" if model.step is None else f", step {model.step}"
+    print(f"wrote {args.out} ({figure.size[0]}x{figure.size[1]}): {layer}, {generation.origin}, "
+          f"{len(args.query)} queries{step}")
     return args.out
 
 

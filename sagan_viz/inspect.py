@@ -1,75 +1,142 @@
-"""Run a checkpoint and keep what a click needs: the image and beta of every attention layer."""
+"""A generation and what a click needs from it: the image and each attention layer's input.
+
+β of a layer is computed when that layer is shown, from the layer input kept here (x-transformers'
+opt-in maps): a 64x64 query grid over 1,024 keys is 16 MB per layer, too much to store for every
+layer of every image, while a click needs one row of it.
+"""
 from __future__ import annotations
 
-import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from .attention import SelfAttention
-from .checkpoint import CheckpointContents, build_networks_from, read_checkpoint
-from .devices import describe_device, resolve_device
-from .imaging import to_uint8_images
-
-WEIGHTS = ("ema", "raw")  # EMA-G (what the paper samples from) or the raw G of the last step
+from .attention import SelfAttention, attention_weights
+from .layer_names import layer_name
 
 
 @dataclass
 class LayerCapture:
-    """One attention layer's view of one image."""
+    """One attention layer's input for one image, and β computed from it on demand."""
 
     name: str  # e.g. "G.attn0"
-    features: torch.Tensor  # x, the layer's input: (C, H, W)
-    attention: torch.Tensor  # beta: (N_query, N_key), each row sums to 1
+    features: torch.Tensor = field(repr=False)  # x, the layer's input: (C, H, W)
+    module: SelfAttention = field(repr=False)  # the layer that ran, for its f and g projections
     query_shape: tuple[int, int]  # (H, W)
-    key_shape: tuple[int, int]  # (H, W), or pooled (H/2, W/2) for the official variant
+    key_shape: tuple[int, int]  # (H, W), or pooled (H/2, W/2) for BigGAN-style layers
     gamma: float
+    _query_key: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+
+    def query_key(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """g(x_j) (1, N, C_bar) and f(x_i) (1, N_key, C_bar), computed once (about 1/8 of x in size)."""
+        if self._query_key is None:
+            with torch.no_grad():
+                self._query_key = self.module.query_key(self.features.unsqueeze(0))
+        return self._query_key
+
+    @property
+    def key_count(self) -> int:
+        """N_key: how many positions a β row spreads over."""
+        return self.key_shape[0] * self.key_shape[1]
+
+    def attention_row(self, query_index: int) -> torch.Tensor:
+        """β_{j,·} for query j = query_index: (N_key,), sums to 1."""
+        query, key = self.query_key()
+        if not 0 <= query_index < query.shape[1]:
+            raise ValueError(f"query {query_index} is outside 0..{query.shape[1] - 1}")
+        with torch.no_grad():
+            return attention_weights(query[:, query_index : query_index + 1], key)[0, 0]
+
+    @property
+    def attention(self) -> torch.Tensor:
+        """The whole β (N_query, N_key), each row summing to 1; computed on every access, not stored."""
+        query, key = self.query_key()
+        with torch.no_grad():
+            return attention_weights(query, key)[0]
+
+
+class AttentionMaps(Mapping):
+    """Layer name -> β (N_query, N_key), computed when read."""
+
+    def __init__(self, layers: dict[str, LayerCapture]) -> None:
+        self._layers = layers
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self._layers[name].attention
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._layers)
 
 
 @dataclass
 class Generation:
-    """A generated image and everything computed with it, so a click never reruns the networks."""
+    """A generated image and the inputs of its attention layers, so a click never reruns the networks."""
 
-    seed: int
+    seed: int | None  # None when z was given explicitly
+    z: torch.Tensor = field(repr=False)  # (1, z_dim) on the CPU: what G ran on
     label: int | None
+    truncation: float | None  # None for families without truncation
     weights: str
-    image: np.ndarray  # (H, W, 3) uint8
-    image_tensor: torch.Tensor  # (1, 3, H, W) in [-1, 1], as G produced it
-    layers: dict[str, LayerCapture]  # G's layers first, then D's (run on this image)
-    discriminator_score: float
+    image: np.ndarray = field(repr=False)  # (H, W, 3) uint8
+    image_tensor: torch.Tensor = field(repr=False)  # (1, 3, H, W) in [-1, 1], as G produced it
+    layers: dict[str, LayerCapture] = field(repr=False)  # G's layers first, then D's (run on this image)
+    discriminator_score: float | None  # None when the model has no discriminator
     step: int | None = None  # training step of the checkpoint that made it
+    label_name: str | None = None  # the class as people name it, e.g. "golden retriever"
     gamma_overrides: dict[str, float] = field(default_factory=dict)  # layer -> gamma used instead of the learned one
 
     @property
-    def attention(self) -> dict[str, torch.Tensor]:
-        """Layer name -> beta (N_query, N_key)."""
-        return {name: capture.attention for name, capture in self.layers.items()}
+    def attention(self) -> AttentionMaps:
+        """Layer name -> β (N_query, N_key), computed when read."""
+        return AttentionMaps(self.layers)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(width, height) of the generated image in pixels."""
+        height, width = self.image.shape[:2]
+        return width, height
+
+    @property
+    def origin(self) -> str:
+        """Where the image came from in words: 'seed 7 · golden retriever (207) · truncation 0.4'."""
+        parts = ["explicit z" if self.seed is None else f"seed {self.seed}"]
+        if self.label is not None:
+            name = self.label_name if self.label_name and self.label_name != f"class {self.label}" else None
+            parts.append(f"{name} ({self.label})" if name else f"class {self.label}")
+        if self.truncation is not None:
+            parts.append(f"truncation {self.truncation:g}")
+        return " · ".join(parts)
+
+    def layer(self, name: str) -> LayerCapture:
+        """The capture of one attention layer; ValueError listing the layers when the name is unknown."""
+        if name not in self.layers:
+            known = ", ".join(self.layers) or "none: this model has no attention layers"
+            raise ValueError(f"unknown attention layer {name!r}; layers: {known}")
+        return self.layers[name]
 
 
 @contextmanager
-def capture_attention(network: nn.Module, prefix: str):
-    """Record input and beta of every SelfAttention in network during forward passes.
+def capture_layer_inputs(network: nn.Module, network_name: str):
+    """Keep the input of every SelfAttention in network (batch element 0) during forward passes.
 
-    Yields a dict filled as the network runs: "<prefix>.attnK" -> LayerCapture (batch element 0).
+    Yields a dict filled as the network runs: "<network_name>.attnK" -> LayerCapture.
     """
     captured: dict[str, LayerCapture] = {}
     handles = []
-    for name, layer in network.attention_layers():
-        def hook(module: SelfAttention, inputs, output, full_name=f"{prefix}.{name}"):
-            x = inputs[0].detach()
-            captured[full_name] = LayerCapture(
-                name=full_name,
-                features=x[0],
-                attention=module.attention_map(x[:1])[0].detach(),
-                query_shape=tuple(x.shape[-2:]),
-                key_shape=module.key_shape(*x.shape[-2:]),
-                gamma=module.gamma.item(),
+    for index, (_, module) in enumerate(network.attention_layers()):
+        def hook(module: SelfAttention, inputs, output, name=layer_name(network_name, index)):
+            x = inputs[0].detach()[0]  # (C, H, W)
+            captured[name] = LayerCapture(
+                name=name, features=x, module=module, query_shape=tuple(x.shape[-2:]),
+                key_shape=module.key_shape(*x.shape[-2:]), gamma=module.gamma.item(),
             )
-        handles.append(layer.register_forward_hook(hook))
+        handles.append(module.register_forward_hook(hook))
     try:
         yield captured
     finally:
@@ -78,14 +145,14 @@ def capture_attention(network: nn.Module, prefix: str):
 
 
 @contextmanager
-def override_gamma(network: nn.Module, prefix: str, values: dict[str, float]):
-    """Set gamma of the named layers ("<prefix>.attnK" -> value) for the block; restored afterwards, even on error.
+def override_gamma(network: nn.Module, network_name: str, values: dict[str, float]):
+    """Set gamma of the named layers ("<network_name>.attnK" -> value) for the block; restored afterwards.
 
     Names of other networks' layers are skipped, so one dict can go to G and to D. Not thread-safe
     on its own: LoadedModel holds its lock around it.
     """
-    layers = {f"{prefix}.{name}": layer for name, layer in network.attention_layers()}
-    mine = {name: value for name, value in values.items() if name.startswith(f"{prefix}.")}
+    layers = {layer_name(network_name, index): module for index, (_, module) in enumerate(network.attention_layers())}
+    mine = {name: value for name, value in values.items() if name.startswith(f"{network_name}.")}
     unknown = sorted(set(mine) - set(layers))
     if unknown:
         raise ValueError(f"no attention layer {', '.join(unknown)}; layers: {', '.join(layers) or 'none'}")
@@ -99,96 +166,3 @@ def override_gamma(network: nn.Module, prefix: str, values: dict[str, float]):
         with torch.no_grad():
             for name, value in learned.items():
                 layers[name].gamma.copy_(value)
-
-
-def latent_for_seed(seed: int, z_dim: int) -> torch.Tensor:
-    """The z (1, z_dim) that a seed names; the same on every device and machine."""
-    return torch.randn(1, z_dim, generator=torch.Generator().manual_seed(int(seed)))
-
-
-class LoadedModel:
-    """A checkpoint ready to generate and inspect; networks in eval mode, no gradients on weights."""
-
-    def __init__(self, contents: CheckpointContents, device: torch.device) -> None:
-        self.path: Path = contents.path
-        self.config = contents.config
-        self.history = contents.history
-        self.step = contents.step
-        self.dataset = contents.dataset
-        self.wall_time_s = contents.wall_time_s
-        self.device = device
-        self.generator_raw, self.generator, self.discriminator = build_networks_from(contents, device)
-        self._lock = threading.Lock()  # capture hooks are per call: one forward at a time per model
-
-    @property
-    def name(self) -> str:
-        """A label for lists: run folder / file name, and step."""
-        return f"{self.path.parent.name}/{self.path.stem} (step {self.step})"
-
-    @property
-    def device_label(self) -> str:
-        """Where the networks run, in words."""
-        return describe_device(self.device)
-
-    def attention_layer_names(self) -> list[str]:
-        """['G.attn0', ..., 'D.attn0', ...]; empty for a model without attention."""
-        return [f"G.{n}" for n, _ in self.generator.attention_layers()] + [
-            f"D.{n}" for n, _ in self.discriminator.attention_layers()
-        ]
-
-    def generator_for(self, weights: str) -> nn.Module:
-        """EMA-G ('ema', the default everywhere) or the raw G ('raw')."""
-        if weights not in WEIGHTS:
-            raise ValueError(f"weights must be one of {WEIGHTS}, got {weights!r}")
-        return self.generator if weights == "ema" else self.generator_raw
-
-    def default_label(self, seed: int) -> int | None:
-        """The class a seed draws when the model is conditional and none is given."""
-        return seed % self.config.num_classes if self.config.conditional else None
-
-    @contextmanager
-    def gamma_overridden(self, weights: str = "ema", gamma: dict[str, float] | None = None):
-        """Hold the model (one forward at a time) with some layers' gamma replaced; yields the chosen G.
-
-        gamma maps layer names to values, e.g. {"G.attn0": 0.0}; every value is restored on exit.
-        """
-        gamma = dict(gamma or {})
-        unknown = sorted(set(gamma) - set(self.attention_layer_names()))
-        if unknown:
-            known = ", ".join(self.attention_layer_names()) or "none: this model has no attention layers"
-            raise ValueError(f"cannot set gamma of unknown layer {', '.join(unknown)}; layers: {known}")
-        generator = self.generator_for(weights)
-        with self._lock, override_gamma(generator, "G", gamma), override_gamma(self.discriminator, "D", gamma):
-            yield generator
-
-    @torch.no_grad()
-    def generate(
-        self, seed: int = 0, label: int | None = None, weights: str = "ema", gamma: dict[str, float] | None = None
-    ) -> Generation:
-        """Generate the image of a seed and capture beta of every attention layer in G and in D.
-
-        gamma, e.g. {"G.attn0": 0.0}, replaces those layers' learned gamma for this call only.
-        """
-        if label is None:
-            label = self.default_label(seed)
-        elif not self.config.conditional:
-            raise ValueError("this model is unconditional: it takes no class label")
-        elif not 0 <= label < self.config.num_classes:
-            raise ValueError(f"label {label} does not exist: the model has {self.config.num_classes} classes")
-        labels = None if label is None else torch.tensor([label], device=self.device)
-        z = latent_for_seed(seed, self.config.z_dim).to(self.device)
-        with self.gamma_overridden(weights, gamma) as generator:
-            with capture_attention(generator, "G") as g_layers:
-                image = generator(z, labels)
-            with capture_attention(self.discriminator, "D") as d_layers:
-                score = self.discriminator(image, labels)
-        return Generation(
-            seed=seed, label=label, weights=weights, image=to_uint8_images(image)[0], image_tensor=image,
-            layers={**g_layers, **d_layers}, discriminator_score=score.item(), step=self.step,
-            gamma_overrides={name: float(value) for name, value in (gamma or {}).items()},
-        )
-
-
-def load_checkpoint(path: str | Path, device: str = "auto") -> LoadedModel:
-    """Load a .safetensors checkpoint for generation and inspection (raises CheckpointError on a bad file)."""
-    return LoadedModel(read_checkpoint(path), resolve_device(device))

@@ -24,7 +24,7 @@ from torch import nn
 from .analysis import attention_entropy, mean_attention_distance, query_dependence
 from .checkpoint import CheckpointError, write_atomically
 from .imaging import to_uint8_images
-from .inspect import LoadedModel, latent_for_seed
+from .families.interface import LoadedModel
 
 FEATURE_NET_FORMAT = "sagan-viz-feature-net"
 FEATURE_NET_VERSION = 1
@@ -233,15 +233,16 @@ def generated_images(model: LoadedModel, seeds: Iterable[int], weights: str = "e
     """(N, H, W, 3) uint8 images of the given seeds, batched; image k equals model.generate(seeds[k]).image."""
     seeds = [int(seed) for seed in seeds]
     generator = model.generator_for(weights)
-    config = model.config
-    batches = [np.zeros((0, config.resolution, config.resolution, config.image_channels), np.uint8)]
+    truncation = model.resolve_truncation(None)
+    batches = [np.zeros((0, model.resolution, model.resolution, 3), np.uint8)]
     for start in range(0, len(seeds), batch_size):
         chunk = seeds[start : start + batch_size]
-        z = torch.cat([latent_for_seed(seed, config.z_dim) for seed in chunk]).to(model.device)  # (B, z_dim)
+        z = torch.cat([model.latent(seed, truncation) for seed in chunk]).to(model.device)  # (B, z_dim)
         labels = None
-        if config.conditional:  # the class generate() draws for a seed when none is given
-            labels = torch.tensor([model.default_label(seed) for seed in chunk], device=model.device)
-        batches.append(to_uint8_images(generator(z, labels)))  # eval-mode BN: batching changes nothing
+        if model.conditional:  # the class generate() draws for a seed when none is given
+            labels = model.label_tensor([model.default_label(seed) for seed in chunk])
+        # eval-mode BN: batching changes nothing
+        batches.append(to_uint8_images(model.run_generator(generator, z, labels, truncation)))
     return np.concatenate(batches)
 
 

@@ -13,6 +13,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from .attention import SelfAttention
 from .config import ModelConfig, discriminator_resolutions, feature_channels, generator_resolutions
+from .layer_names import layer_name
 
 
 def sn_conv(in_channels: int, out_channels: int, kernel_size: int = 3) -> nn.Module:
@@ -173,13 +174,15 @@ def build_networks(config: ModelConfig) -> tuple[Generator, Discriminator]:
 
 def attention_layer_names(config: ModelConfig) -> list[str]:
     """Names used everywhere for the attention layers: G's first, e.g. ['G.attn0', 'D.attn0']."""
-    return [f"G.attn{i}" for i in range(len(config.g_attention))] + [
-        f"D.attn{i}" for i in range(len(config.d_attention))
+    return [layer_name("G", i) for i in range(len(config.g_attention))] + [
+        layer_name("D", i) for i in range(len(config.d_attention))
     ]
 
 
 def gammas(generator: Generator, discriminator: Discriminator) -> dict[str, float]:
     """Current gamma of every attention layer, keyed by its full name."""
-    values = {f"G.{name}": layer.gamma.item() for name, layer in generator.attention_layers()}
-    values.update({f"D.{name}": layer.gamma.item() for name, layer in discriminator.attention_layers()})
+    values = {}
+    for network_name, network in (("G", generator), ("D", discriminator)):
+        for index, (_, layer) in enumerate(network.attention_layers()):
+            values[layer_name(network_name, index)] = layer.gamma.item()
     return values

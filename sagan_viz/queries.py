@@ -4,8 +4,9 @@ from __future__ import annotations
 from PIL import Image
 
 from .analysis import find_peaks
-from .grid import attention_row_map, cell_to_index, pixel_to_cell
+from .grid import cell_to_index, pixel_to_cell
 from .inspect import Generation, LayerCapture
+from .layer_names import network_of
 from .paper_figure import paper_figure
 from .render import QUERY_COLOURS, QueryView
 
@@ -14,10 +15,7 @@ MAX_QUERIES = 5  # as many as Figure 1 of the paper shows, and as QUERY_COLOURS 
 
 def layer_capture(generation: Generation, layer: str) -> LayerCapture:
     """The capture of one attention layer; ValueError listing the layers when the name is unknown."""
-    if layer not in generation.layers:
-        known = ", ".join(generation.layers) or "none: this model has no attention layers"
-        raise ValueError(f"unknown attention layer {layer!r}; layers: {known}")
-    return generation.layers[layer]
+    return generation.layer(layer)
 
 
 def image_size(generation: Generation) -> tuple[int, int]:
@@ -43,7 +41,7 @@ def query_view(
     display_size = tuple(display_size or size)
     x, y = pixel
     cell = pixel_to_cell(x, y, display_size, capture.query_shape)  # ValueError outside the image
-    row = attention_row_map(capture.attention, cell_to_index(cell, capture.query_shape), capture.key_shape)
+    row = capture.attention_row(cell_to_index(cell, capture.query_shape)).reshape(capture.key_shape)
     attention_map = row.detach().float().cpu().numpy()  # (H_key, W_key)
     return QueryView(
         pixel=(x * size[0] / display_size[0], y * size[1] / display_size[1]),
@@ -55,13 +53,11 @@ def query_view(
 
 
 def figure_caption(generation: Generation, layer: str, step: int | None = None) -> str:
-    """One line naming what the figure shows: layer, gamma, weights, seed (label), step."""
+    """One line naming what the figure shows: layer, gamma, weights, seed (class, truncation), step."""
     capture = layer_capture(generation, layer)
     generator = "EMA G" if generation.weights == "ema" else "raw G"
-    network = f"D on the {generator} image" if layer.startswith("D.") else generator
-    parts = [f"{layer} (γ = {capture.gamma:+.3f})", network, f"seed {generation.seed}"]
-    if generation.label is not None:
-        parts.append(f"class {generation.label}")
+    network = f"D on the {generator} image" if network_of(layer) == "D" else generator
+    parts = [f"{layer} (γ = {capture.gamma:+.3f})", network, generation.origin]
     step = generation.step if step is None else step
     if step is not None:
         parts.append(f"step {step}")

@@ -14,8 +14,8 @@ import torch
 
 from .attention import SelfAttention, attend_explicit, attention_scores, residual_output
 from .grid import cell_to_index, index_to_cell
-from .inspect import Generation, LoadedModel
-from .queries import layer_capture
+from .families.interface import LoadedModel
+from .inspect import Generation
 from .render import OUTLINE, QUERY_COLOURS, attention_grid_image, colourise
 
 QUERY_MARK = QUERY_COLOURS[1]  # sky blue: the query's own cell, on the image and on the key grid
@@ -100,13 +100,7 @@ class TeachingWalkthrough:
 
 def attention_module(model: LoadedModel, layer: str, weights: str) -> SelfAttention:
     """The SelfAttention behind a layer name in the network that ran it: G of those weights, or D."""
-    network_name, _, name = layer.partition(".")
-    network = model.discriminator if network_name == "D" else model.generator_for(weights)
-    layers = dict(network.attention_layers())
-    if network_name not in ("G", "D") or name not in layers:
-        known = ", ".join(model.attention_layer_names()) or "none: this model has no attention layers"
-        raise ValueError(f"unknown attention layer {layer!r}; layers: {known}")
-    return layers[name]
+    return model.attention_module(layer, weights)
 
 
 def gamma_text(gamma: float) -> str:
@@ -124,7 +118,7 @@ def teaching_walkthrough(
     model: LoadedModel, generation: Generation, layer: str, query_cell: tuple[int, int]
 ) -> TeachingWalkthrough:
     """Eqs. (1)-(3) for one query cell, from the generation's captured input and the model's weights."""
-    capture = layer_capture(generation, layer)
+    capture = generation.layer(layer)
     module = attention_module(model, layer, generation.weights)
     if capture.features.shape[0] != module.channels:
         raise ValueError(f"this image was not made by {model.name}: {layer} has a different width there")
@@ -335,8 +329,10 @@ class GammaEffect:
 
 def gamma_effect(original: Generation, overridden: Generation, threshold: float = CHANGE_THRESHOLD) -> GammaEffect:
     """Compare the same seed with and without a gamma override, pixel by pixel."""
-    if (original.seed, original.label, original.weights) != (overridden.seed, overridden.label, overridden.weights):
-        raise ValueError("compare the same seed, class and weights: only gamma may differ")
+    same_inputs = (torch.equal(original.z, overridden.z) and (original.label, original.truncation, original.weights)
+                   == (overridden.label, overridden.truncation, overridden.weights))
+    if not same_inputs:
+        raise ValueError("compare the same z, class, truncation and weights: only gamma may differ")
     if original.image_tensor.shape != overridden.image_tensor.shape:
         raise ValueError(f"images differ in shape: {tuple(original.image_tensor.shape)} and "
                          f"{tuple(overridden.image_tensor.shape)}")
@@ -360,7 +356,7 @@ def gamma_effect_markdown(effect: GammaEffect, learned: dict[str, float]) -> str
         for layer, value in effect.overrides.items()
     ) or "no override"
     lines = [
-        f"**{settings}** (same seed, same weights).",
+        f"**{settings}** (same z, same weights).",
         "",
         "| | value |",
         "|---|---|",
@@ -368,8 +364,9 @@ def gamma_effect_markdown(effect: GammaEffect, learned: dict[str, float]) -> str
         f"| max \\|Δ\\| (the brightest colour of the difference map, if ≥ {DIFFERENCE_FLOOR:g}) "
         f"| {effect.max_abs_change:.2f} levels |",
         f"| pixels changed by more than {effect.threshold:g} levels | {effect.share_of_pixels_changed:.1%} |",
-        f"| D(x) | {effect.discriminator_score_before:+.3f} → {effect.discriminator_score_after:+.3f} |",
     ]
+    if effect.discriminator_score_before is not None:
+        lines.append(f"| D(x) | {effect.discriminator_score_before:+.3f} → {effect.discriminator_score_after:+.3f} |")
     if effect.overrides and all(layer.startswith("D.") for layer in effect.overrides):
         lines += ["", "D's attention runs after the image is made: the image cannot change, only D's judgement."]
     elif effect.max_abs_change == 0:

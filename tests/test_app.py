@@ -45,7 +45,7 @@ def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(s
     entries, default, cache = studio
     tab = InspectTab(cache, entries, default)
     display, figure, details, grid, download, state, layer_update, status = tab.generate(
-        str(default.path), 7, "ema", None, InspectState()
+        str(default.path), 7, "", 0.4, "ema", None, InspectState()
     )
     assert pixels(display).shape[:2] == (512, 512)  # 32 px upscaled x16, nearest
     assert "CPU" in status and "EMA-G" in status and "eval mode" in status
@@ -74,7 +74,7 @@ def test_clicks_outside_the_image_and_before_generation_are_clear_errors(studio)
     tab = InspectTab(cache, entries, default)
     with pytest.raises(gr.Error, match="generate an image first"):
         tab.click(InspectState(), "G.attn0", click(1, 1))
-    *_, state, _, _ = tab.generate(str(default.path), 1, "ema", None, InspectState())
+    *_, state, _, _ = tab.generate(str(default.path), 1, "", 0.4, "ema", None, InspectState())
     with pytest.raises(gr.Error, match="outside the 512x512 image"):
         tab.click(state, "G.attn0", click(600, 3))
 
@@ -86,13 +86,13 @@ def test_a_bad_upload_is_a_message_and_the_app_keeps_working(studio, tmp_path):
     bogus.write_text("definitely not a checkpoint")
     with pytest.raises(gr.Error, match="notes.safetensors"):
         tab.upload(str(bogus))
-    outputs = tab.generate(str(default.path), 3, "ema", None, InspectState())
+    outputs = tab.generate(str(default.path), 3, "", 0.4, "ema", None, InspectState())
     assert pixels(outputs[0]).shape == (512, 512, 3)
 
 
 def test_a_good_upload_joins_the_list_and_is_selected(studio, tiny_checkpoint):
     entries, default, cache = studio
-    dropdown, message = InspectTab(cache, entries, default).upload(str(tiny_checkpoint))
+    dropdown, *_, message = InspectTab(cache, entries, default).upload(str(tiny_checkpoint))
     assert dropdown["value"] == str(tiny_checkpoint)
     assert "Loaded" in message
 
@@ -100,7 +100,7 @@ def test_a_good_upload_joins_the_list_and_is_selected(studio, tiny_checkpoint):
 def test_raw_and_ema_weights_both_generate_and_say_which(studio):
     entries, default, cache = studio
     tab = InspectTab(cache, entries, default)
-    *_, raw_status = tab.generate(str(default.path), 5, "raw", None, InspectState())
+    *_, raw_status = tab.generate(str(default.path), 5, "", 0.4, "raw", None, InspectState())
     assert "raw G" in raw_status
 
 
@@ -108,7 +108,7 @@ def test_compare_updates_every_panel_and_a_checkpoint_without_attention_says_so(
     entries, default, cache = studio
     tab = CompareTab(cache, entries, default)
     paths = [str(e.path) for e in entries if e.step == 2]
-    outputs = tab.generate(paths, 7, "ema", "G.attn0", CompareState())
+    outputs = tab.generate(paths, "7", "", 0.4, "ema", "G.attn0", CompareState())
     state = outputs[-1]
     panels_before = [o["value"] for o in outputs[1:3]]
     clicked = tab.click(state, "G.attn0", click(100, 200))
@@ -124,7 +124,7 @@ def test_compare_updates_every_panel_and_a_checkpoint_without_attention_says_so(
 
 def test_dynamics_charts_gamma_of_every_layer_from_the_history(studio):
     entries, default, cache = studio
-    gamma_chart, loss_chart = DynamicsTab(StatisticsCache(cache), entries, default).show(str(default.path))
+    gamma_chart, loss_chart, _ = DynamicsTab(StatisticsCache(cache), entries, default).show(str(default.path))
     names = {trace.name for trace in gamma_chart.data}
     assert {"G.attn0", "D.attn0"} <= names
 

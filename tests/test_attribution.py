@@ -18,7 +18,7 @@ from sagan_viz.attribution import (
     query_pixel_box, summarise,
 )
 from sagan_viz.devices import resolve_device
-from sagan_viz.inspect import load_checkpoint
+from sagan_viz import load_checkpoint
 
 COPIED_KEY = (1, 1)  # on the 16x16 grid of the tiny G's attention layer
 FAR_QUERY = (14, 14)
@@ -192,7 +192,7 @@ def test_tab_refuses_a_click_or_the_d_view_before_generate(tab):
 
 def test_tab_generates_then_a_click_shows_the_figure_and_numbers(tab):
     display, figure, message, layer_update, state = tab.generate(
-        str(tab.default.path), 7, "ema", None, AttributionState()
+        str(tab.default.path), 7, "", 0.4, "ema", None, AttributionState()
     )
     assert display.shape == (512, 512, 3) and figure is None and "Click" in message
     assert layer_update["choices"] == ["G.attn0"] and layer_update["value"] == "G.attn0"

@@ -10,7 +10,7 @@ import torch
 
 from sagan_viz.checkpoint import CheckpointError, save_checkpoint
 from sagan_viz.config import ModelConfig
-from sagan_viz.inspect import load_checkpoint
+from sagan_viz import load_checkpoint
 from sagan_viz.metrics import (
     EYE_WINDOW_ABS_X,
     EYE_WINDOW_Y,

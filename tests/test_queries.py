@@ -7,7 +7,7 @@ import torch
 
 from sagan_viz.checkpoint import CheckpointContents
 from sagan_viz.config import ModelConfig
-from sagan_viz.inspect import LoadedModel
+from sagan_viz.families.sagan import SaganModel
 from sagan_viz.networks import build_networks
 from sagan_viz.queries import MAX_QUERIES, figure_for_queries, query_view
 from sagan_viz.paper_figure import figure_layout
@@ -23,7 +23,7 @@ def tiny_generation(variant: str):
         path=Path(f"{variant}.safetensors"), config=config, step=0, wall_time_s=0.0, dataset="test", history={},
         state_dicts={"G": generator.state_dict(), "G_ema": generator.state_dict(), "D": discriminator.state_dict()},
     )
-    return LoadedModel(contents, torch.device("cpu")).generate(seed=3)
+    return SaganModel(contents, torch.device("cpu")).generate(seed=3)
 
 
 
@@ -59,7 +59,8 @@ def test_query_view_is_the_beta_row_of_its_cell_on_the_key_grid(generations, var
     assert view.cell == (row, column)
     expected = capture.attention[row * 16 + column].reshape(key_shape).numpy()
     assert view.attention_map.shape == key_shape
-    np.testing.assert_array_equal(view.attention_map, expected)
+    # One row is computed on its own (a click needs no more), so it may differ from the full matrix in rounding.
+    np.testing.assert_allclose(view.attention_map, expected, rtol=1e-6, atol=1e-9)
     assert view.attention_map.sum() == pytest.approx(1.0, abs=1e-5)
     transposed = capture.attention[column * 16 + row].reshape(key_shape).numpy()
     assert not np.allclose(view.attention_map, transposed)  # the test can tell rows from columns

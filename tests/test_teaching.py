@@ -17,7 +17,9 @@ from sagan_viz.checkpoint import CheckpointContents
 from sagan_viz.config import ModelConfig
 from sagan_viz.devices import resolve_device
 from sagan_viz.imaging import to_uint8_images
-from sagan_viz.inspect import Generation, LoadedModel, latent_for_seed
+from sagan_viz.families.sagan import SaganModel as LoadedModel
+from sagan_viz.inspect import Generation
+from sagan_viz.latents import normal_latent as latent_for_seed
 from sagan_viz.networks import Discriminator, Generator
 from sagan_viz.render import MAGMA, colourise
 from sagan_viz.lecture_guide import LECTURE_GUIDE
@@ -176,7 +178,7 @@ def test_walkthrough_of_an_overridden_generation_uses_its_gamma():
 
 def hand_generation(image_tensor: torch.Tensor, score: float, overrides: dict | None = None) -> Generation:
     return Generation(
-        seed=1, label=None, weights="ema", image=to_uint8_images(image_tensor)[0], image_tensor=image_tensor,
+        seed=1, z=torch.zeros(1, 4), label=None, truncation=None, weights="ema", image=to_uint8_images(image_tensor)[0], image_tensor=image_tensor,
         layers={}, discriminator_score=score, gamma_overrides=overrides or {},
     )
 
@@ -208,8 +210,8 @@ def test_gamma_effect_of_no_change_and_of_different_seeds():
     assert (effect.difference_image == MAGMA[0]).all()
     assert "Nothing changed" in gamma_effect_markdown(effect, {"G.attn0": 0.5})
     other = hand_generation(image, 0.0)
-    other.seed = 2
-    with pytest.raises(ValueError, match="same seed"):
+    other.seed, other.z = 2, torch.ones(1, 4)
+    with pytest.raises(ValueError, match="same z"):
         gamma_effect(hand_generation(image, 0.0), other)
 
 
@@ -266,7 +268,7 @@ def tab(tiny_checkpoint_dir):
 def test_teaching_tab_generate_click_and_apply_gamma(tab):
     path = str(tab.default.path)
     image, scores, beta, steps, state, layer, slider, status, *cleared = tab.generate(
-        path, 7, "ema", None, TeachingState()
+        path, 7, "", 0.4, "ema", None, TeachingState()
     )
     assert image.shape == (512, 512, 3) and steps == NO_QUERY and scores is None
     assert layer["value"] == "G.attn0" and "EMA-G" in status and cleared == [None, None, ""]
@@ -285,7 +287,7 @@ def test_teaching_tab_generate_click_and_apply_gamma(tab):
 
 
 def test_teaching_tab_switches_layer_and_d_gamma_leaves_the_image(tab):
-    *_, state, _, _, _, _, _, _ = tab.generate(str(tab.default.path), 2, "raw", None, TeachingState())
+    *_, state, _, _, _, _, _, _ = tab.generate(str(tab.default.path), 2, "", 0.4, "raw", None, TeachingState())
     state = tab.click(state, "G.attn0", click(256, 256))[-1]
     image, scores, beta, steps, state, slider, *cleared = tab.change_layer(state, "D.attn0")
     assert "D.attn0" in slider["label"] and cleared == [None, None, ""]
@@ -301,11 +303,11 @@ def test_teaching_tab_errors_are_clear_messages(tab, tiny_checkpoint_dir):
     with pytest.raises(gr.Error, match="generate an image first"):
         tab.apply_gamma(TeachingState(), "G.attn0", 0.0)
     with pytest.raises(gr.Error, match="choose a checkpoint"):
-        tab.generate(None, 1, "ema", None, TeachingState())
+        tab.generate(None, 1, "", 0.4, "ema", None, TeachingState())
     no_attention = next(e for e in tab.entries if not e.has_attention)
     with pytest.raises(gr.Error, match="no attention layers"):
-        tab.generate(str(no_attention.path), 1, "ema", None, TeachingState())
-    *_, state, _, _, _, _, _, _ = tab.generate(str(tab.default.path), 1, "ema", None, TeachingState())
+        tab.generate(str(no_attention.path), 1, "", 0.4, "ema", None, TeachingState())
+    *_, state, _, _, _, _, _, _ = tab.generate(str(tab.default.path), 1, "", 0.4, "ema", None, TeachingState())
     with pytest.raises(gr.Error, match="outside the 512x512 image"):
         tab.click(state, "G.attn0", click(700, 3))
     with pytest.raises(gr.Error, match="choose a value"):

@@ -26,7 +26,7 @@ import numpy as np
 
 from sagan_viz.checkpoint import CheckpointError, read_checkpoint, read_checkpoint_summary
 from sagan_viz.devices import resolve_device
-from sagan_viz.inspect import WEIGHTS, LoadedModel
+from sagan_viz.families.sagan import SaganModel
 from sagan_viz.metrics import (
     FeatureNet,
     attention_statistics,
@@ -98,7 +98,7 @@ def evaluate_checkpoint(path: str | Path, feature_net: FeatureNet, real: RealFac
     if dataset != "faces":
         raise ValueError(f"{path}: trained on {dataset!r}; these scores compare with the procedural faces")
     contents = read_checkpoint(path)
-    model = LoadedModel(contents, resolve_device(device))
+    model = SaganModel(contents, resolve_device(device))
     warnings = []
     if contents.training.get("seed") == real.seed:
         warnings.append(f"trained on faces of seed {real.seed}, the held-out seed: FD is not on unseen faces")
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--samples", type=int, default=1000, help="generated and real images per FD")
     parser.add_argument("--feature-net", default=DEFAULT_FEATURE_NET, help="made by python -m training.feature_net")
     parser.add_argument("--attention-seeds", type=int, default=16, help="seeds 0..k-1 for attention statistics")
-    parser.add_argument("--weights", default="ema", choices=WEIGHTS, help="EMA-G or the raw G")
+    parser.add_argument("--weights", default="ema", choices=SaganModel.weight_choices, help="EMA-G or the raw G")
     parser.add_argument("--real-seed", type=int, default=REAL_SEED, help="seed of the held-out real faces")
     parser.add_argument("--batch-size", type=int, default=250, help="images per generator call")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))

@@ -11,11 +11,12 @@ from ..attribution import (
     query_attribution, query_beta_row, summarise,
 )
 from ..inspect import Generation
+from ..layer_names import network_of
 from ..queries import query_view
 from ..render import QUERY_COLOURS
 from .catalog import CheckpointEntry, ModelCache
 from .errors import shown_to_user
-from .controls import generation_controls
+from .controls import generate_from_controls, generation_controls
 from .views import clickable_image, clicked_pixel
 
 METHOD_CHOICES = [
@@ -42,7 +43,7 @@ class AttributionState:
 
 def generator_layers(model) -> list[str]:
     """The G attention layers of a model (query attribution needs G's)."""
-    return [name for name in model.attention_layer_names() if name.startswith("G.")]
+    return [name for name in model.attention_layer_names() if network_of(name) == "G"]
 
 
 def describe(result: AttributionResult, summary: AttributionSummary, gamma: float) -> str:
@@ -75,12 +76,13 @@ class AttributionTab:
         self.default = default
 
     @shown_to_user
-    def generate(self, checkpoint: str, seed, weights: str, layer: str | None, state: AttributionState):
+    def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
+                 state: AttributionState):
         """Load (cached) and generate; the old query goes, since it belonged to another image."""
         if not checkpoint:
             raise ValueError("choose a checkpoint first")
         model = self.cache.get(checkpoint)
-        generation = model.generate(seed=int(seed or 0), weights=weights)
+        generation = generate_from_controls(model, seed, class_choice, truncation, weights)
         layers = generator_layers(model)
         layer = layer if layer in layers else (layers[0] if layers else None)
         state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation, query=None)
@@ -102,7 +104,7 @@ class AttributionTab:
             baseline = query_attribution(model, generation, layer, view.cell, method, gamma_zero=True)
         beta = query_beta_row(generation, layer, view.cell)
         figure = attribution_figure(generation, result, beta, gamma_zero_result=baseline)
-        details = describe(result, summarise(result, beta, baseline), generation.layers[layer].gamma)
+        details = describe(result, summarise(result, beta, baseline), generation.layer(layer).gamma)
         return clickable_image(generation, [view]), figure, details, state
 
     @shown_to_user
@@ -127,7 +129,10 @@ class AttributionTab:
         if state.generation is None:
             raise ValueError("generate an image first")
         d_method = "saliency" if method == "gradient_x_activation" else "integrated_gradients"
-        saliency = discriminator_attribution(self.cache.get(state.checkpoint), state.generation, d_method)
+        model = self.cache.get(state.checkpoint)
+        if model.discriminator is None:
+            raise ValueError(f"This {model.family} checkpoint has no discriminator (its file holds G only).")
+        saliency = discriminator_attribution(model, state.generation, d_method)
         return discriminator_figure(state.generation, saliency, d_method)
 
     def build(self) -> None:
@@ -154,7 +159,7 @@ class AttributionTab:
                           interactive=False, elem_id="attribution-d-view", buttons=["download"])
         attributed = [image, figure, details, state]
         generated = [image, figure, details, layer, state]
-        generate.click(self.generate, [checkpoint, seed, weights, layer, state], generated)
+        generate.click(self.generate, [*controls.inputs, layer, state], generated)
         image.select(self.click, [state, layer, method, gamma_zero], attributed)
         for control in (layer, method, gamma_zero):
             control.input(self.rerun, [state, layer, method, gamma_zero], attributed)

@@ -3,75 +3,56 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError, read_checkpoint, read_checkpoint_summary
-from ..inspect import LoadedModel
-from ..networks import attention_layer_names
+from ..checkpoint import CheckpointError
+from ..families import LoadedModel, ModelSummary, load_checkpoint, summarise_checkpoint
+from ..layer_names import generator_first
 
-
-@dataclass(frozen=True)
-class CheckpointEntry:
-    """A checkpoint as the studio lists it."""
-
-    path: Path
-    run: str  # the folder it sits in
-    step: int
-    layers: tuple[str, ...]  # attention layer names, G's first
-    resolution: int
-
-    @property
-    def has_attention(self) -> bool:
-        """False for a baseline without self-attention."""
-        return bool(self.layers)
-
-    @property
-    def label(self) -> str:
-        """What a dropdown shows, e.g. 'faces32-sagan · step 4000'."""
-        attention = "" if self.has_attention else " · no attention"
-        return f"{self.run} · step {self.step}{attention} · {self.resolution}px"
+CheckpointEntry = ModelSummary  # a checkpoint as the studio lists it
 
 
 def entry_for(path: str | Path) -> CheckpointEntry:
-    """Describe one checkpoint from its header (raises CheckpointError on a bad file)."""
-    summary = read_checkpoint_summary(path)
-    config = summary.config
-    return CheckpointEntry(
-        path=Path(path), run=Path(path).parent.name, step=summary.step,
-        layers=tuple(attention_layer_names(config)), resolution=config.resolution,
-    )
+    """Describe one checkpoint of any family from its header or config (raises CheckpointError on a bad file)."""
+    return summarise_checkpoint(path)
+
+
+def candidate_paths(folder: Path) -> list[Path]:
+    """Files and model folders below folder that some family may read."""
+    files = sorted(folder.rglob("*.safetensors"))
+    model_folders = sorted({config.parent for config in folder.rglob("config.json")})
+    return files + model_folders
 
 
 def discover_checkpoints(folder: str | Path) -> list[CheckpointEntry]:
-    """Every readable *.safetensors checkpoint below folder, by run then step; unreadable files skipped."""
+    """Every readable checkpoint below folder, by run then step; unreadable files skipped."""
     entries = []
-    for path in sorted(Path(folder).rglob("*.safetensors")):
+    for path in candidate_paths(Path(folder)):
         try:
             entries.append(entry_for(path))
         except CheckpointError:
             continue  # e.g. the feature network of the metrics, or a damaged file
-    return sorted(entries, key=lambda e: (e.run, e.step))
+    return sorted(entries, key=lambda e: (e.run, e.step or 0))
 
 
 def newest_checkpoint(entries: list[CheckpointEntry]) -> CheckpointEntry | None:
     """The default to open: the latest step of a run with attention (any run if none has)."""
     if not entries:
         return None
-    return max(entries, key=lambda e: (e.has_attention, e.step, e.resolution == 32, e.run))
+    return max(entries, key=lambda e: (e.has_attention, e.step or 0, e.resolution == 32, e.run))
 
 
 def all_layer_names(entries: list[CheckpointEntry]) -> list[str]:
     """Every attention layer name that some checkpoint has, G's first."""
-    names = {name for entry in entries for name in entry.layers}
-    return sorted(names, key=lambda name: (not name.startswith("G."), name))
+    return generator_first({name for entry in entries for name in entry.layers})
 
 
 def snapshot_steps(entry: CheckpointEntry, entries: list[CheckpointEntry]) -> list[int]:
     """Steps of the snapshots that sit beside this one (same run)."""
-    return sorted(e.step for e in entries if e.run == entry.run and e.path.parent == entry.path.parent)
+    return sorted(e.step for e in entries
+                  if e.run == entry.run and e.path.parent == entry.path.parent and e.step is not None)
 
 
 class ModelCache:
@@ -90,7 +71,7 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        model = LoadedModel(read_checkpoint(path), self.device)
+        model = load_checkpoint(path, self.device)
         with self._lock:
             self._models[key] = model
             while len(self._models) > self.capacity:
@@ -125,7 +106,10 @@ class StatisticsCache:
 
     def for_run(self, entry: CheckpointEntry, entries: list[CheckpointEntry], progress=None) -> dict[int, dict]:
         """{step: statistics} for every snapshot beside entry, up to and including its step."""
-        snapshots = [e for e in entries if e.path.parent == entry.path.parent and e.step <= entry.step]
+        if entry.step is None:
+            return {}
+        snapshots = [e for e in entries
+                     if e.path.parent == entry.path.parent and e.step is not None and e.step <= entry.step]
         results = {}
         for index, snapshot in enumerate(sorted(snapshots, key=lambda e: e.step)):
             if progress is not None:

@@ -1,4 +1,5 @@
-"""The Compare tab: several checkpoints, same seed, same query points; one click updates every panel."""
+"""The Compare tab: checkpoints (of any family), seeds and classes side by side at the same query points;
+one click updates every panel."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +8,7 @@ import gradio as gr
 from PIL import Image
 
 from ..checkpoint import CheckpointError
+from ..families import LoadedModel
 from ..queries import figure_caption
 from ..paper_figure import PanelCache, paper_figure
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
@@ -35,8 +37,33 @@ def default_comparison(entries: list[CheckpointEntry], default: CheckpointEntry 
     return list(dict.fromkeys(str(e.path) for e in chosen))
 
 
+def parse_seeds(text) -> list[int]:
+    """'7, 8 9' -> [7, 8, 9]; ValueError naming a token that is not a whole number."""
+    tokens = str(text if text is not None else "").replace(",", " ").split()
+    seeds = []
+    for token in tokens:
+        try:
+            seeds.append(int(token))
+        except ValueError:
+            raise ValueError(f"seeds: {token!r} is not a whole number (write e.g. 7, 8, 9)") from None
+    return seeds or [0]
+
+
+def parse_classes(model: LoadedModel, text) -> list[int | None]:
+    """'207, tabby' -> [207, 281]; [None] (the seed's class) when blank or the model is unconditional."""
+    tokens = [token for token in str(text or "").split(",") if token.strip()]
+    if not tokens or not model.conditional:
+        return [None]
+    return [model.class_for_text(token) for token in tokens]
+
+
+def scaled_pixels(pixels, reference_size: tuple[int, int], size: tuple[int, int]) -> list[tuple[float, float]]:
+    """Query pixels of the reference image moved to the same relative spot of an image of another size."""
+    return [(x * size[0] / reference_size[0], y * size[1] / reference_size[1]) for x, y in pixels]
+
+
 def comparison_panel(generation, layer: str, pixels, title: str, columns: PanelCache | None = None) -> Image.Image:
-    """One checkpoint's figure, titled with the checkpoint; one without that layer says so instead of failing.
+    """One generation's figure, titled; one without that layer says so instead of failing.
 
     columns: figure columns drawn before (a click then draws one new column per panel).
     """
@@ -68,25 +95,33 @@ class CompareTab:
         updates = []
         for path, generation in zip(state.checkpoints, state.generations):
             title = self.labels.get(path, path)
-            panel = comparison_panel(generation, layer, state.queries, title, self.columns)
+            pixels = scaled_pixels(state.queries, reference.image_size, generation.image_size)
+            panel = comparison_panel(generation, layer, pixels, title, self.columns)
             updates.append(gr.update(value=self.pngs.write(panel, "compare"), label=title, visible=True))
         updates += [gr.update(value=None, visible=False)] * (MAX_PANELS - len(updates))
         return (self.pngs.write(clickable_image(reference, views), "reference"), *updates, state)
 
     @shown_to_user
-    def generate(self, checkpoints: list[str], seed, weights: str, layer: str, state: CompareState):
-        """Generate the same seed with every chosen checkpoint (queries are kept)."""
+    def generate(self, checkpoints: list[str], seeds, classes, truncation, weights: str, layer: str,
+                 state: CompareState):
+        """Every chosen checkpoint × seed × class, one panel each (queries are kept)."""
         if not checkpoints:
             raise ValueError("choose at least one checkpoint to compare")
-        if len(checkpoints) > MAX_PANELS:
-            raise ValueError(f"compare at most {MAX_PANELS} checkpoints at once")
-        generations = []
+        requests = []
         for path in checkpoints:
             try:
-                generations.append(self.cache.get(path).generate(seed=int(seed or 0), weights=weights))
+                model = self.cache.get(path)
             except CheckpointError as error:
                 raise ValueError(f"cannot compare: {error}") from None
-        state = dataclasses.replace(state, checkpoints=list(checkpoints), generations=generations)
+            requests += [(path, model, seed, label) for seed in parse_seeds(seeds) for label in parse_classes(model, classes)]
+        if len(requests) > MAX_PANELS:
+            raise ValueError(f"that makes {len(requests)} panels (checkpoints × seeds × classes); at most {MAX_PANELS} fit")
+        generations = []
+        for path, model, seed, label in requests:
+            generations.append(model.generate(
+                seed=seed, label=label, weights=weights if weights in model.weight_choices else model.weight_choices[0],
+                truncation=None if model.truncation is None else float(truncation)))
+        state = dataclasses.replace(state, checkpoints=[path for path, *_ in requests], generations=generations)
         return self.panels(state, layer)
 
     @shown_to_user
@@ -120,7 +155,11 @@ class CompareTab:
                     multiselect=True, max_choices=MAX_PANELS, label="Checkpoints to compare",
                     elem_id="compare-checkpoints",
                 )
-                seed = gr.Number(value=7, precision=0, label="Seed (the same for every panel)")
+                seed = gr.Textbox(value="7", label="Seeds (one panel each, e.g. 7, 8, 9)", elem_id="compare-seeds")
+                classes = gr.Textbox(value="", label="Classes of conditional models (indices or names, e.g. "
+                                     "207, tabby; blank: the seed's class)", elem_id="compare-classes")
+                truncation = gr.Slider(0.02, 1.0, step=0.02, value=0.4, label="Truncation (BigGAN-deep)",
+                                       elem_id="compare-truncation")
                 weights = gr.Radio(WEIGHT_CHOICES, value="ema", label="Generator weights")
                 layer = gr.Dropdown(layer_names, value=layer_names[0], label="Attention layer", elem_id="compare-layer")
                 run = gr.Button("Compare", variant="primary", elem_id="compare-run")
@@ -134,7 +173,7 @@ class CompareTab:
                 slots += [gr.Image(visible=False, interactive=False, format="png", elem_id=f"compare-panel-{i}",
                                    buttons=["download"], show_label=False) for i in (first, first + 1)]
         outputs = [reference, *slots, state]
-        run.click(self.generate, [checkpoints, seed, weights, layer, state], outputs)
+        run.click(self.generate, [checkpoints, seed, classes, truncation, weights, layer, state], outputs)
         reference.select(self.click, [state, layer], outputs, show_progress="hidden")
         layer.input(self.rerender, [state, layer], outputs)
         clear.click(self.clear, [state, layer], outputs)

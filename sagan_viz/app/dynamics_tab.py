@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..checkpoint import read_checkpoint_summary
+from ..families.sagan import FAMILY as SAGAN_FAMILY
 from ..charts import attention_statistics_figure, gamma_figure, loss_figure
 from .catalog import STATISTICS_SEEDS, CheckpointEntry, StatisticsCache, entry_for, snapshot_steps
 from .errors import shown_to_user
@@ -15,6 +16,11 @@ GAMMA_NOTE = (
     "says little; its magnitude says how much the layer's output leans on attention. Dotted lines mark the "
     "snapshots that sit beside this checkpoint."
 )
+
+
+def lacks_history(family: str) -> str:
+    """The one line a model without a training history gets here."""
+    return f"**This {family} checkpoint has no training history** (its file holds weights only): nothing to plot here."
 
 
 class DynamicsTab:
@@ -30,9 +36,12 @@ class DynamicsTab:
         """Charts of the chosen checkpoint's whole history up to its step."""
         if not checkpoint:
             raise ValueError("choose a checkpoint")
+        entry = entry_for(checkpoint)
+        if entry.family != SAGAN_FAMILY:
+            return None, None, lacks_history(entry.family)
         summary = read_checkpoint_summary(checkpoint)
-        steps = snapshot_steps(entry_for(checkpoint), self.entries)
-        return gamma_figure(summary.history, steps), loss_figure(summary.history)
+        steps = snapshot_steps(entry, self.entries)
+        return gamma_figure(summary.history, steps), loss_figure(summary.history), ""
 
     @shown_to_user
     def show_statistics(self, checkpoint: str, progress=gr.Progress()):
@@ -40,6 +49,8 @@ class DynamicsTab:
         if not checkpoint:
             raise ValueError("choose a checkpoint")
         entry = entry_for(checkpoint)
+        if entry.family != SAGAN_FAMILY:
+            raise ValueError(lacks_history(entry.family))
         known = [e for e in self.entries if e.path.parent == entry.path.parent] or [entry]
         return attention_statistics_figure(self.statistics.for_run(entry, known, progress))
 
@@ -50,6 +61,7 @@ class DynamicsTab:
             label="Checkpoint (its history up to its step)", elem_id="dynamics-checkpoint",
         )
         gr.Markdown(GAMMA_NOTE)
+        note = gr.Markdown(elem_id="dynamics-note")
         gamma_plot = gr.Plot(label="γ against training step", elem_id="dynamics-gamma")
         statistics_button = gr.Button(
             f"Attention statistics of every snapshot (seeds 0–{len(STATISTICS_SEEDS) - 1}; a few seconds each, then cached)",
@@ -57,6 +69,6 @@ class DynamicsTab:
         )
         statistics_plot = gr.Plot(label="Attention statistics per snapshot", elem_id="dynamics-statistics")
         loss_plot = gr.Plot(label="Hinge losses", elem_id="dynamics-loss")
-        checkpoint.change(self.show, [checkpoint], [gamma_plot, loss_plot])
+        checkpoint.change(self.show, [checkpoint], [gamma_plot, loss_plot, note])
         statistics_button.click(self.show_statistics, [checkpoint], [statistics_plot])
-        demo.load(self.show, [checkpoint], [gamma_plot, loss_plot])
+        demo.load(self.show, [checkpoint], [gamma_plot, loss_plot, note])

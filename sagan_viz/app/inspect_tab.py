@@ -7,7 +7,7 @@ import gradio as gr
 
 from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, entry_for
-from .controls import checkpoint_choices, generation_controls
+from .controls import checkpoint_choices, generate_from_controls, generation_controls, model_option_updates
 from .errors import shown_to_user
 from .png_files import served_png_files
 from .state import InspectState, add_query
@@ -17,10 +17,10 @@ from .views import clicked_pixel, inspect_view
 def status_line(model, generation) -> str:
     """Which weights, where, in which mode: so comparisons are known to be fair."""
     weights = "EMA-G" if generation.weights == "ema" else "raw G"
-    label = "" if generation.label is None else f" · class {generation.label}"
+    score = "no discriminator" if generation.discriminator_score is None else f"D(x) = {generation.discriminator_score:+.2f}"
     return (
-        f"**{model.name}** · seed {generation.seed}{label} · {weights} · eval mode · running on "
-        f"**{model.device_label}** · D(x) = {generation.discriminator_score:+.2f}"
+        f"**{model.name}** ({model.family}) · {generation.origin} · {weights} · eval mode · running on "
+        f"**{model.device_label}** · {score}"
     )
 
 
@@ -42,12 +42,13 @@ class InspectTab:
         return self.pngs.write(view.display, "image"), figure, view.details, grid, figure, state
 
     @shown_to_user
-    def generate(self, checkpoint: str, seed, weights: str, layer: str | None, state: InspectState):
+    def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
+                 state: InspectState):
         """Load (cached) and generate; queries stay, so seeds can be compared at the same points."""
         if not checkpoint:
             raise ValueError("choose a checkpoint first")
         model = self.cache.get(checkpoint)
-        generation = model.generate(seed=int(seed or 0), weights=weights)
+        generation = generate_from_controls(model, seed, class_choice, truncation, weights)
         layers = model.attention_layer_names()
         layer = layer if layer in layers else (layers[0] if layers else None)
         state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation)
@@ -87,11 +88,12 @@ class InspectTab:
     def upload(self, path: str | None):
         """Check an uploaded file; a good checkpoint joins the list and is selected."""
         if not path:
-            return gr.skip(), gr.skip()
+            return (gr.skip(),) * 5
         entry = entry_for(path)  # CheckpointError -> a message, the app stays as it was
         self.cache.get(path)
         choices = checkpoint_choices(self.entries) + [(f"uploaded: {entry.label}", str(entry.path))]
-        return gr.update(choices=choices, value=str(entry.path)), f"Loaded **{entry.label}** from the upload."
+        return (gr.update(choices=choices, value=str(entry.path)), *model_option_updates(entry),
+                f"Loaded **{entry.label}** from the upload.")
 
     def build(self) -> None:
         """Create the components inside the current gr.Blocks and wire the events."""
@@ -116,9 +118,10 @@ class InspectTab:
         grid = gr.Image(label="Raw β grid of the newest query, on the key grid", format="png", interactive=False,
                         elem_id="inspect-grid", buttons=[])
         rendered = [image, figure, details, grid, download, state]
-        generate.click(self.generate, [checkpoint, seed, weights, layer, state], [*rendered, layer, status])
+        generate.click(self.generate, [*controls.inputs, layer, state], [*rendered, layer, status])
         image.select(self.click, [state, layer], rendered, show_progress="hidden")
         layer.input(self.change_layer, [state, layer], rendered)
         remove.click(self.remove_last, [state, layer], rendered)
         clear.click(self.clear, [state, layer], rendered)
-        controls.upload.upload(self.upload, [controls.upload], [checkpoint, status])
+        controls.upload.upload(self.upload, [controls.upload],
+                               [checkpoint, controls.class_choice, controls.truncation, weights, status])

@@ -15,7 +15,7 @@ from ..teaching import (
 )
 from .catalog import CheckpointEntry, ModelCache
 from .errors import shown_to_user
-from .controls import generation_controls
+from .controls import generate_from_controls, generation_controls
 from .inspect_tab import status_line
 from .views import clickable_image, clicked_pixel, display_scale
 
@@ -78,7 +78,8 @@ class TeachingTab:
         )
 
     @shown_to_user
-    def generate(self, checkpoint: str, seed, weights: str, layer: str | None, state: TeachingState):
+    def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
+                 state: TeachingState):
         """Generate with the learned gammas; the query point stays, so seeds compare at the same spot."""
         if not checkpoint:
             raise ValueError("choose a checkpoint first")
@@ -86,12 +87,12 @@ class TeachingTab:
         layers = model.attention_layer_names()
         if not layers:
             raise ValueError(f"{model.name} has no attention layers: teaching mode needs a checkpoint with some")
-        generation = model.generate(seed=int(seed or 0), weights=weights)
+        generation = generate_from_controls(model, seed, class_choice, truncation, weights)
         layer = layer if layer in layers else layers[0]
         state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation)
         return (
             *self.render(state, layer), gr.update(choices=layers, value=layer),
-            gamma_slider(layer, generation.layers[layer].gamma), status_line(model, generation), None, None, "",
+            gamma_slider(layer, generation.layer(layer).gamma), status_line(model, generation), None, None, "",
         )
 
     @shown_to_user
@@ -107,7 +108,7 @@ class TeachingTab:
         """Same image and query, another layer: new steps and a slider for that layer's gamma."""
         if state.generation is None:
             return (gr.skip(),) * 9
-        slider = gamma_slider(layer, state.generation.layers[layer].gamma)
+        slider = gamma_slider(layer, state.generation.layer(layer).gamma)
         return (*self.render(state, layer), slider, None, None, "")
 
     @shown_to_user
@@ -119,10 +120,11 @@ class TeachingTab:
             raise ValueError("choose a value of γ with the slider")
         original = state.generation
         model = self.cache.get(state.checkpoint)
-        overridden = model.generate(original.seed, original.label, original.weights, gamma={layer: float(gamma)})
+        overridden = model.generate(z=original.z, label=original.label, truncation=original.truncation,
+                                    weights=original.weights, gamma={layer: float(gamma)})
         effect = gamma_effect(original, overridden)
         scale = display_scale(original.image.shape[1])
-        learned = {layer: original.layers[layer].gamma}
+        learned = {layer: original.layer(layer).gamma}
         return (
             upscale_nearest(effect.image, scale), upscale_nearest(effect.difference_image, scale),
             gamma_effect_markdown(effect, learned),
@@ -160,7 +162,7 @@ class TeachingTab:
         effect = gr.Markdown(elem_id="teaching-effect")
         rendered = [image, scores, beta, steps, state]
         gamma_outputs = [result, difference, effect]
-        generate.click(self.generate, [checkpoint, seed, weights, layer, state],
+        generate.click(self.generate, [*controls.inputs, layer, state],
                        [*rendered, layer, gamma, status, *gamma_outputs])
         image.select(self.click, [state, layer], rendered)
         layer.input(self.change_layer, [state, layer], [*rendered, gamma, *gamma_outputs])

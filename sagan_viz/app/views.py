@@ -55,8 +55,8 @@ def clickable_image(generation: Generation, views: list[QueryView]) -> np.ndarra
 
 def describe_queries(generation: Generation, layer: str, views: list[QueryView]) -> str:
     """A Markdown table of the true scale of each query's beta row."""
-    capture = generation.layers[layer]
-    key_count = capture.attention.shape[1]
+    capture = generation.layer(layer)
+    key_count = capture.key_count
     lines = [
         f"**{layer}**: queries on a {capture.query_shape[0]}×{capture.query_shape[1]} grid, keys on "
         f"{capture.key_shape[0]}×{capture.key_shape[1]} (N_key = {key_count}, uniform β = {1 / key_count:.2e}); "
