@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import make_biggan_reference as make_reference, save_biggan_reference as save_reference
 from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 from pytorch_pretrained_biggan.model import BigGANBatchNorm, SelfAttn
 from sagan_viz.attention import SelfAttention
@@ -35,43 +36,6 @@ FEW_STATS = dict(output_dim=64, z_dim=16, class_embed_dim=16, channel_width=4, n
                  layers=[(True, 16, 8), (False, 8, 8), (True, 8, 4), (True, 4, 2), (False, 2, 2), (True, 2, 1)],
                  attention_layer_position=2)
 TRUNCATIONS = (0.4, 0.5, 1.0, 0.33, 0.58, 0.07)
-
-
-def make_reference(settings: dict, seed: int = 0) -> BigGAN:
-    """The package's BigGAN with every parameter and buffer random and u, v converged like a real file's."""
-    torch.manual_seed(seed)
-    model = BigGAN(BigGANConfig(**settings))
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            parameter.fill_(0.7) if name.endswith("gamma") else parameter.normal_(0, 0.4)
-        for name, buffer in model.named_buffers():
-            if name.endswith("running_vars"):
-                buffer.uniform_(0.3, 2.0)
-            elif name.endswith("running_means"):
-                buffer.normal_(0, 0.3)
-        for module in model.modules():
-            if hasattr(module, "weight_orig"):
-                converge_power_iteration(module)
-        z, classes = torch.randn(2, settings["z_dim"]), torch.eye(settings["num_classes"])[:2]
-        for _ in range(3):  # train-mode forwards: each one more power iteration, as the package's converter did
-            model(z, classes, 1.0)
-    return model
-
-
-def converge_power_iteration(module: torch.nn.Module) -> None:
-    """Set a spectral-norm module's u, v to W's top singular pair, where a long training run leaves them."""
-    # 30 train-mode forwards are not enough on tiny random matrices (small spectral gaps): sigma stays
-    # ~1e-3 off, and the package's next power iteration (its README usage) then moves images by ~1e-3.
-    left, _, right = torch.linalg.svd(module.weight_orig.reshape(module.weight_orig.shape[0], -1))
-    module.weight_u.copy_(left[:, 0]), module.weight_v.copy_(right[0])
-
-
-def save_reference(model: BigGAN, folder: Path, prefix: str = "") -> Path:
-    """Write the package's file layout: {prefix}pytorch_model.bin and {prefix}config.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), folder / f"{prefix}pytorch_model.bin")
-    (folder / f"{prefix}config.json").write_text(model.config.to_json_string())
-    return folder
 
 
 @pytest.fixture(scope="module", params=[TINY, FEW_STATS], ids=["tiny", "few_stats"])
