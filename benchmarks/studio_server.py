@@ -37,11 +37,13 @@ def event_function(demo, elem_id: str, event: str):
     raise LookupError(f"no {event} event on #{elem_id}")
 
 
-def generate_in_studio(demo, checkpoint):
-    """Run the studio's own Generate callback; returns (state, layer) as the page would hold them."""
+def generate_in_studio(demo, checkpoint, class_choice: str = "", truncation: float | None = None):
+    """Run the studio's own Generate callback with its default controls (the seed's class, the family's
+    truncation, EMA weights, the first layer); returns (state, layer) as the page would hold them."""
     from sagan_viz.app.state import InspectState
 
-    outputs = event_function(demo, "inspect-generate", "click").fn(str(checkpoint), SEED, "ema", None, InspectState())
+    generate = event_function(demo, "inspect-generate", "click").fn
+    outputs = generate(str(checkpoint), SEED, class_choice, truncation, "ema", None, InspectState())
     state, layer_update = outputs[5], outputs[6]
     return state, layer_update["value"]
 
