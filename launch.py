@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Open the sagan-viz studio: generate images, click pixels, see SAGAN self-attention.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--checkpoint", help="a .safetensors checkpoint to open first "
-                        "(default: the newest bundled one in --checkpoints)")
+    parser.add_argument("--checkpoint", help="a checkpoint to open first: a sagan-viz .safetensors file, or a "
+                        "BigGAN-deep folder with config.json and pytorch_model.bin (python -m sagan_viz.download "
+                        "fetches one); default: the newest bundled one in --checkpoints")
     parser.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to list")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where the networks run; auto picks cuda, then mps, then cpu")
