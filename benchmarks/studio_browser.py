@@ -66,13 +66,12 @@ def click_plan(state, layer: str, pairs: int, rng: random.Random) -> list[list[i
 
 def matched_figures(state, layer: str, plan: list[list[int]]) -> list:
     """Per click, the figure with as many queries as the studio then shows (it clears after every fifth),
-    made unique by one pixel so that no two share a cached URL (the studio's never do)."""
-    from sagan_viz.app.state import display_click_to_pixel
-    from sagan_viz.queries import figure_for_queries
+    made unique by one pixel so that no two share a cached URL (the studio's never do). The figures are the
+    studio's own (inspect_view's), so they have its size whatever scale it draws at for this model."""
+    from sagan_viz.app.views import clicked_pixel, inspect_view
 
-    width, display = state.generation.image.shape[1], display_side(state)
-    pixels = [display_click_to_pixel(i, (display, display), (width, width)) for i in plan[:5]]
-    bases = [figure_for_queries(state.generation, layer, pixels[:count]) for count in range(1, 6)]
+    pixels = [clicked_pixel(state.generation, index) for index in plan[:5]]
+    bases = [inspect_view(state.generation, layer, pixels[:count]).figure for count in range(1, 6)]
     figures = [bases[0]]  # shown before the first click
     for number in range(len(plan)):
         figure = bases[number % 5].copy()

@@ -281,10 +281,19 @@ def _resize_uint8(images: torch.Tensor, resolution: int) -> torch.Tensor:
     return torch.cat(chunks) if chunks else images.new_zeros((0, 3, resolution, resolution))
 
 
+def _on_white(image: Image.Image) -> Image.Image:
+    """RGB with any transparency (RGBA, LA, or a palette's transparent index) composited on white."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
 def _load_image(path: Path, resolution: int) -> np.ndarray:
-    """One image file as (R, R, 3) uint8: short side resized to R (bicubic), then centre-cropped."""
+    """One image file as (R, R, 3) uint8: transparency on white, short side resized to R (bicubic), centre-cropped."""
     with Image.open(path) as image:
-        image = image.convert("RGB")
+        image = _on_white(image)
         width, height = image.size
         scale = resolution / min(width, height)
         new_size = (max(resolution, round(width * scale)), max(resolution, round(height * scale)))
