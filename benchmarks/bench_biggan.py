@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -151,9 +152,13 @@ def main() -> None:
     args = parser.parse_args()
     folder = ensure_model_folder(args.folder.resolve())
     plan = settings(args.quick)
-    os.environ["GRADIO_TEMP_DIR"] = tempfile.mkdtemp(prefix="bench-biggan-gradio-", dir="/tmp")
+    cache_folder = tempfile.mkdtemp(prefix="bench-biggan-gradio-")
+    os.environ["GRADIO_TEMP_DIR"] = cache_folder  # Gradio's cached outputs go here, removed at the end
     started, load_start = time.perf_counter(), load()
-    measured = measure_all(folder, plan)
+    try:
+        measured = measure_all(folder, plan)
+    finally:
+        shutil.rmtree(cache_folder, ignore_errors=True)
     import torch
 
     results = {
@@ -164,7 +169,7 @@ def main() -> None:
         **measured,
     }
     results["headline"] = headline(results)
-    markdown = report(results)
+    markdown = report(results, MEMORY_TARGET_BYTES, CLICK_RATIO_TARGET)
     if not args.quick:  # a smoke run never overwrites a result
         earlier = []
         if RESULTS_PATH.is_file():

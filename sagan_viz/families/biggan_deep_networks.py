@@ -18,6 +18,7 @@ from torch import nn
 from ..attention import SelfAttention
 from ..checkpoint import CheckpointError
 from ..config import ConfigError
+from .state_files import fold_spectral_norm, read_torch_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -174,12 +175,7 @@ def read_biggan_deep(path: str | Path) -> tuple[BigGANDeepConfig, dict[str, torc
     """(config, folded state dict for BigGANDeepGenerator) from a pytorch-pretrained-biggan checkpoint."""
     config_path, weights_path = find_biggan_deep_files(path)
     config = read_biggan_deep_config(config_path)  # refused here, before the weights are even read
-    try:
-        loaded = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, foreign pickle, wrong magic: all mean a damaged file
-        reason = (str(error).strip().splitlines() or [""])[0][:200]
-        raise CheckpointError(f"{weights_path}: not a weights-only PyTorch file "
-                              f"({type(error).__name__}: {reason})") from error
+    loaded = read_torch_file(weights_path, mmap=False)
     state = check_reference_state(loaded, config, weights_path)
     return config, {_our_key(key): value for key, value in fold_spectral_norm(state, weights_path).items()}
 
@@ -250,19 +246,6 @@ def check_reference_state(loaded: object, config: BigGANDeepConfig, path: Path) 
             raise CheckpointError(f"{path}: {key} is all zero, so spectral norm is undefined")
         state[key] = tensor
     return state
-
-
-def fold_spectral_norm(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
-    """Replace each (weight_orig, weight_u, weight_v) by weight = weight_orig / (u^T W_mat v)."""
-    folded = {key: t for key, t in state.items() if not key.endswith(("weight_orig", "weight_u", "weight_v"))}
-    for prefix in [key[: -len("weight_orig")] for key in state if key.endswith("weight_orig")]:
-        weight, u, v = (state[prefix + name] for name in ("weight_orig", "weight_u", "weight_v"))
-        # the package's eval-mode sigma, same operations in the same order: dot(u, W_mat v)
-        sigma = torch.dot(u, torch.mv(weight.reshape(weight.shape[0], -1), v))
-        if not torch.isfinite(sigma) or sigma <= 0:  # a trained u, v give sigma > 0: these are not its own
-            raise CheckpointError(f"{path}: {prefix}weight_u/v give sigma {sigma.item():.3g} for this weight")
-        folded[prefix + "weight"] = weight / sigma
-    return folded
 
 
 def folding_report(config: BigGANDeepConfig) -> str:
