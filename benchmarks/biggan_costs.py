@@ -99,8 +99,12 @@ def measure_beta(model, layer: str, repeats: int) -> dict:
         seconds, matrix = timed(lambda: generation.attention[layer])
         whole.append(seconds)
     shape = tuple(matrix.shape)
+    # random weights attend almost uniformly: more local maxima (find_peaks) and noisier heat maps to encode
+    # than a trained model's peaked rows
+    peak_over_uniform = (matrix.max(dim=1).values * shape[1]).median().item()
     del matrix
     return {"layer": layer, "shape": shape, "bytes": shape[0] * shape[1] * 4,
+            "row_max_over_uniform_median": peak_over_uniform,
             "whole": spread(whole[1:]), "first_row": spread(first_row[1:]), "row": spread(row[1:])}
 
 

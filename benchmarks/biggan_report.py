@@ -85,6 +85,8 @@ def detail_lines(results: dict) -> list[str]:
     loads = "; ".join(f"{name} {entry['start'][0]}→{entry['end'][0]}" for name, entry in results["load_average"].items())
     return [
         f"- Same image as the reference: max |ours − reference| = {generate['max_abs_image_difference']:.1e}.",
+        f"- β rows of this random model are nearly uniform: median row maximum "
+        f"{results['beta']['row_max_over_uniform_median']:.2f}× uniform.",
         f"- One generate, top ops by self CPU time: {ops}.",
         f"- A kept Generation (MB): {kept}; {fixed['counted_buffers_per_generation']} buffers; "
         f"{fixed['counted_bytes_before_click'] / MB:.2f} MB before its first click, unchanged after reading the "

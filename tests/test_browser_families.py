@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM, CHROMIUM_ARGS, free_port
 from sagan_viz.app import LAUNCH_SETTINGS, build_app
-from test_browser import click_image_at, wait_for_new_image
+from browser_helpers import click_image_at, wait_for_new_image
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+from figure_helpers import gradient_image, one_hot_query
 
 from sagan_viz.paper_figure import PanelCache, paper_figure
-from test_render import gradient_image, one_hot_query
 
 CLICKS = [((4.0, 4.0), (12, 3)), ((28.0, 6.0), (2, 14)), ((16.0, 16.0), (8, 8)), ((6.0, 27.0), (0, 0)),
           ((30.0, 30.0), (15, 15))]

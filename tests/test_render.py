@@ -1,36 +1,22 @@
 """Heat maps, markers, arrows and the paper figure are drawn where the maths says; charts read the history."""
 import numpy as np
 import pytest
+from figure_helpers import gradient_image, one_hot_query
 from PIL import Image
 
-from sagan_viz.analysis import Peak, find_peaks
+from sagan_viz.analysis import Peak
+from sagan_viz.paper_figure import figure_layout, paper_figure
 from sagan_viz.render import (
     QUERY_COLOURS,
     QueryView,
     attention_grid_image,
     attention_overlay,
-    draw_smoothly,
     colourise,
     draw_arrows,
     draw_markers,
+    draw_smoothly,
     normalise_for_display,
 )
-from sagan_viz.paper_figure import figure_layout, paper_figure
-
-
-def gradient_image(height=32, width=32) -> np.ndarray:
-    image = np.zeros((height, width, 3), np.uint8)
-    image[..., 0] = np.linspace(0, 255, width)[None, :]
-    image[..., 2] = np.linspace(0, 255, height)[:, None]
-    return image
-
-
-def one_hot_query(number: int, pixel, key_cell, key_shape=(16, 16)) -> QueryView:
-    beta = np.full(key_shape, 0.5 / (key_shape[0] * key_shape[1] - 1))
-    beta[key_cell] = 0.5
-    cell = (int(pixel[1] * 16 / 32), int(pixel[0] * 16 / 32))
-    return QueryView(pixel=pixel, cell=cell, colour=QUERY_COLOURS[number],
-                     attention_map=beta, peaks=find_peaks(beta, max_peaks=3))
 
 
 def test_query_colours_are_five_distinct_visible_colours():
