@@ -13,6 +13,9 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 QUERY_CHUNK = 256  # rows per block where a pairwise (N_query, N_key) intermediate would be large
+# A peak must reach this many times the uniform value 1/N_key to earn an arrow: an untrained layer's
+# beta sits within a few percent of uniform, and arrows there would point at noise.
+STANDOUT_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,13 @@ def window_sum(values: np.ndarray, cell: tuple[int, int], radius: int) -> float:
     return float(window.sum())
 
 
-def find_peaks(attention_map, max_peaks: int = 3, radius: int = 1) -> list[Peak]:
-    """Up to max_peaks local maxima of a (H_key, W_key) map whose windows do not overlap, by mass."""
+def find_peaks(attention_map, max_peaks: int = 3, radius: int = 1,
+               standout_ratio: float = STANDOUT_RATIO) -> list[Peak]:
+    """Up to max_peaks local maxima of a (H_key, W_key) map whose windows do not overlap, by mass.
+
+    Only cells of at least standout_ratio times the map's mean count (for a beta row the mean is
+    uniform, 1/N_key): a map where nothing stands out has no peaks.
+    """
     values = as_array(attention_map)
     if values.ndim != 2:
         raise ValueError(f"attention_map must be 2-D (H_key, W_key), got shape {values.shape}")
@@ -57,9 +65,10 @@ def find_peaks(attention_map, max_peaks: int = 3, radius: int = 1) -> list[Peak]
     # radius r overlap unless their centres are more than 2r apart in Chebyshev distance.
     candidates = candidates[np.argsort(-values.ravel()[candidates], kind="stable")]
     chosen: list[tuple[int, int]] = []
+    threshold = standout_ratio * float(values.mean())
     for index in candidates:
-        if values.flat[index] <= 0:
-            break  # a window of zeros is no peak (beta itself is always > 0)
+        if values.flat[index] <= 0 or values.flat[index] < threshold:
+            break  # a window of zeros is no peak (beta itself is always > 0), nor one that does not stand out
         cell = divmod(int(index), values.shape[1])
         if all(max(abs(cell[0] - r), abs(cell[1] - c)) > 2 * radius for r, c in chosen):
             chosen.append(cell)

@@ -125,7 +125,7 @@ def query_caption(query: QueryView, number: int) -> list[str]:
         f"query {number}: cell {query.cell}",
         f"max β {maximum:.4f}",
         f"= {maximum * values.size:.1f}× uniform",
-        f"arrows: {100 * peaks_mass_share(query.peaks):.0f}% of β",
+        f"arrows: {100 * peaks_mass_share(query.peaks):.0f}% of β" if query.peaks else "no peak stands out",
     ]
 
 

@@ -109,3 +109,14 @@ def test_mean_distance_uses_image_width_as_the_unit_on_tall_grids():
 def test_distance_rejects_beta_that_does_not_fit_its_grids():
     with pytest.raises(ValueError, match="key"):
         mean_attention_distance(np.full((16, 16), 1 / 16), (4, 4), (2, 2))
+
+
+def test_no_peak_stands_out_of_a_uniform_map_but_a_real_one_does():
+    uniform = np.full((8, 8), 1 / 64)
+    assert find_peaks(uniform) == []
+    nearly = uniform * (1 + 0.04 * np.sin(np.arange(64)).reshape(8, 8))  # step 0: within 4% of uniform
+    assert find_peaks(nearly / nearly.sum()) == []
+    one = np.full((8, 8), 0.5 / 63)
+    one[2, 5] = 0.5  # 32x uniform
+    [peak] = find_peaks(one)
+    assert peak.cell == (2, 5)

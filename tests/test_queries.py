@@ -64,7 +64,9 @@ def test_query_view_is_the_beta_row_of_its_cell_on_the_key_grid(generations, var
     assert view.attention_map.sum() == pytest.approx(1.0, abs=1e-5)
     transposed = capture.attention[column * 16 + row].reshape(key_shape).numpy()
     assert not np.allclose(view.attention_map, transposed)  # the test can tell rows from columns
-    assert len(view.peaks) == 2 and view.colour == QUERY_COLOURS[3]
+    assert view.colour == QUERY_COLOURS[3]
+    # An untrained layer's beta is within a few percent of uniform: no peak stands out, so no arrows.
+    assert view.attention_map.max() * view.attention_map.size < 1.5 and view.peaks == []
 
 
 def test_pixel_outside_the_image_is_a_clear_error(generations):

@@ -69,7 +69,7 @@ def describe_queries(generation: Generation, layer: str, views: list[QueryView])
         peak = float(view.attention_map.max())
         lines.append(
             f"| {index + 1} | ({view.pixel[0]:.0f}, {view.pixel[1]:.0f}) | {view.cell} | {peak:.2e} "
-            f"| {peak * key_count:.1f}× | {peaks_mass_share(view.peaks):.0%} |"
+            f"| {peak * key_count:.1f}× | {f'{peaks_mass_share(view.peaks):.0%}' if view.peaks else 'no arrows: no peak stands out'} |"
         )
     if not views:
         lines.append("| – | click the image to add a query | | | | |")
