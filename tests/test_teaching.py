@@ -16,17 +16,22 @@ from sagan_viz.attention import SelfAttention
 from sagan_viz.checkpoint import CheckpointContents
 from sagan_viz.config import ModelConfig
 from sagan_viz.devices import resolve_device
-from sagan_viz.imaging import to_uint8_images
 from sagan_viz.families.sagan import SaganModel as LoadedModel
+from sagan_viz.imaging import to_uint8_images
 from sagan_viz.inspect import Generation
 from sagan_viz.latents import normal_latent as latent_for_seed
+from sagan_viz.lecture_guide import LECTURE_GUIDE
 from sagan_viz.networks import Discriminator, Generator
 from sagan_viz.render import MAGMA, colourise
-from sagan_viz.lecture_guide import LECTURE_GUIDE
 from sagan_viz.teaching import (
-    QUERY_MARK, TOP_KEYS, gamma_effect, gamma_effect_markdown, gamma_slider_range,
-    gamma_text, score_and_beta_images, teaching_walkthrough, walkthrough_markdown,
+    QUERY_MARK,
+    TOP_KEYS,
+    gamma_effect,
+    gamma_slider_range,
+    score_and_beta_images,
+    teaching_walkthrough,
 )
+from sagan_viz.teaching_text import gamma_effect_markdown, gamma_text, walkthrough_markdown
 
 
 def fresh_model(variant: str = "paper", gamma: float = 0.8) -> LoadedModel:

@@ -10,12 +10,17 @@ from ..imaging import upscale_nearest
 from ..inspect import Generation
 from ..queries import query_view
 from ..teaching import (
-    NEAR_ZERO_GAMMA, QUERY_MARK, gamma_effect, gamma_effect_markdown, gamma_slider_range, gamma_text,
-    score_and_beta_images, teaching_walkthrough, walkthrough_markdown,
+    NEAR_ZERO_GAMMA,
+    QUERY_MARK,
+    gamma_effect,
+    gamma_slider_range,
+    score_and_beta_images,
+    teaching_walkthrough,
 )
+from ..teaching_text import gamma_effect_markdown, gamma_text, walkthrough_markdown
 from .catalog import CheckpointEntry, ModelCache
-from .errors import shown_to_user
 from .controls import generate_from_controls, generation_controls
+from .errors import shown_to_user
 from .inspect_tab import status_line
 from .views import clickable_image, clicked_pixel, display_scale
 
