@@ -142,7 +142,7 @@ class AttributionTab:
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 controls = generation_controls("attribution", self.entries, self.default, "Attention layer (G)")
-                checkpoint, seed, weights, layer = controls.checkpoint, controls.seed, controls.weights, controls.layer
+                layer = controls.layer
                 method = gr.Radio(METHOD_CHOICES, value="gradient_x_activation", label="Attribution method",
                                   elem_id="attribution-method")
                 gamma_zero = gr.Checkbox(value=True, label="include γ = 0 (receptive field alone)",

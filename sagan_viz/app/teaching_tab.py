@@ -141,7 +141,7 @@ class TeachingTab:
         with gr.Row():
             with gr.Column(scale=1, min_width=260):
                 controls = generation_controls("teaching", self.entries, self.default)
-                checkpoint, seed, weights, layer = controls.checkpoint, controls.seed, controls.weights, controls.layer
+                layer = controls.layer
                 generate = gr.Button("Generate", variant="primary", elem_id="teaching-generate")
                 status = gr.Markdown(elem_id="teaching-status")
             with gr.Column(scale=2, min_width=360):
