@@ -7,15 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from training.data import (
-    FACE_CLASSES,
-    ImageDataset,
-    face_parameters,
-    load_dataset,
-    render_faces,
-    sample_batch,
-    to_model_range,
-)
+from training.data import ImageDataset, load_dataset, sample_batch, to_model_range
+from training.faces import FACE_CLASSES, face_parameters, render_faces
 
 
 def pixel_at(images: np.ndarray, index: int, x: float, y: float) -> np.ndarray:

@@ -27,7 +27,7 @@ from sagan_viz.metrics import (
 )
 from sagan_viz.networks import build_networks
 from training import evaluate
-from training.data import face_parameters, render_faces
+from training.faces import face_parameters, render_faces
 from training.feature_net import FeatureNetTraining, train_feature_net
 
 TINY = dict(g_channels=16, d_channels=16, z_dim=16)

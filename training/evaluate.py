@@ -37,7 +37,7 @@ from sagan_viz.metrics import (
     mirror_asymmetry,
 )
 
-from .data import render_faces
+from .faces import render_faces
 
 REAL_SEED = 1  # held-out faces every checkpoint is compared with
 OTHER_REAL_SEED = 2  # a second held-out set, for the real-vs-real floor

@@ -22,7 +22,7 @@ from torch import nn
 
 from sagan_viz.metrics import FeatureNet, FeatureNetConfig, images_to_tensor, save_feature_net
 
-from .data import FACE_CLASSES, FaceParameters, face_parameters, render_faces
+from .faces import FACE_CLASSES, FaceParameters, face_parameters, render_faces
 
 # Face seeds: the GAN runs train on seed 0 (training.train's default) and evaluate.py compares with
 # seeds 1 and 2, so the feature net learns from faces none of those use.
