@@ -19,13 +19,13 @@ from PIL import Image, ImageDraw
 
 from .analysis import as_array, find_peaks
 from .attention import SelfAttention
-from .grid import cell_center, cell_to_index
-from .imaging import upscale_nearest
 from .families.interface import LoadedModel
+from .grid import cell_center, cell_pixel_box, cell_to_index
+from .imaging import upscale_nearest
 from .inspect import Generation
 from .layer_names import network_of
-from .queries import figure_caption
 from .paper_figure import BACKGROUND, TEXT, figure_layout, fitted_font, plain_text, write_lines
+from .queries import figure_caption
 from .render import QUERY_COLOURS, QueryView, attention_overlay, draw_arrows, draw_markers
 
 METHODS = ("gradient_x_activation", "integrated_gradients")
@@ -52,13 +52,6 @@ def generator_attention_layer(model: LoadedModel, layer: str, weights: str) -> S
         raise ValueError(f"{layer} is a discriminator layer: query attribution needs a G layer; "
                          "the discriminator view is discriminator_attribution")
     return model.attention_module(layer, weights)
-
-
-def query_pixel_box(cell: tuple[int, int], grid_shape: tuple[int, int], image_shape: tuple[int, int]):
-    """(top, bottom, left, right) of the image block a feature cell maps to: R/H x R/W pixels."""
-    cell_to_index(cell, grid_shape)  # ValueError outside the grid
-    (row, column), (rows, columns), (height, width) = cell, grid_shape, image_shape
-    return row * height // rows, (row + 1) * height // rows, column * width // columns, (column + 1) * width // columns
 
 
 def pixel_block_sum(model: LoadedModel, generator: torch.nn.Module, box: tuple[int, int, int, int],
@@ -113,7 +106,7 @@ def query_attribution(
     generator = model.generator_for(generation.weights)
     attention_layer = generator_attention_layer(model, layer, generation.weights)
     capture = generation.layer(layer)
-    box = query_pixel_box(tuple(query_cell), capture.query_shape, generation.image.shape[:2])
+    box = cell_pixel_box(tuple(query_cell), capture.query_shape, generation.image.shape[:2])
     z, labels = generation_inputs(model, generation)
     gamma = {**generation.gamma_overrides, **({layer: 0.0} if gamma_zero else {})}
     # The model's lock: Captum's hooks on the layer and the changed gamma must not meet another call.

@@ -48,3 +48,32 @@ def attention_row_map(attention: torch.Tensor, query_index: int, key_shape: tupl
     if not 0 <= query_index < attention.shape[0]:
         raise ValueError(f"query {query_index} is outside 0..{attention.shape[0] - 1}")
     return attention[query_index].reshape(key_shape)
+
+
+def display_click_to_pixel(
+    index: tuple[int, int], display_size: tuple[int, int], image_size: tuple[int, int]
+) -> tuple[float, float]:
+    """A click (x, y) on the displayed image -> the centre of that spot in generated-image pixels."""
+    x, y = index
+    display_width, display_height = display_size
+    width, height = image_size
+    if not (0 <= x < display_width and 0 <= y < display_height):
+        raise ValueError(f"click ({x}, {y}) is outside the {display_width}x{display_height} image")
+    return (x + 0.5) * width / display_width, (y + 0.5) * height / display_height
+
+
+def to_display(point: tuple[float, float], image_size: tuple[int, int], display_size: tuple[int, int]):
+    """(x, y) in generated-image pixels -> (x, y) in display pixels."""
+    return point[0] * display_size[0] / image_size[0], point[1] * display_size[1] / image_size[1]
+
+
+def rescale_pixels(pixels, from_size: tuple[int, int], to_size: tuple[int, int]) -> list[tuple[float, float]]:
+    """Pixels of an image of from_size (width, height) moved to the same relative spot of one of to_size."""
+    return [(x * to_size[0] / from_size[0], y * to_size[1] / from_size[1]) for x, y in pixels]
+
+
+def cell_pixel_box(cell: tuple[int, int], grid_shape: tuple[int, int], image_shape: tuple[int, int]):
+    """(top, bottom, left, right) of the image block a feature cell maps to: R/H x R/W pixels."""
+    cell_to_index(cell, grid_shape)  # ValueError outside the grid
+    (row, column), (rows, columns), (height, width) = cell, grid_shape, image_shape
+    return row * height // rows, (row + 1) * height // rows, column * width // columns, (column + 1) * width // columns

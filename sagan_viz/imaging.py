@@ -13,6 +13,14 @@ except ImportError:  # a platform without isal wheels: the standard library, slo
     from zlib import compress as deflate
 
 
+REC601_LUMA = np.array([0.299, 0.587, 0.114])  # perceived brightness of R, G and B (ITU-R BT.601)
+
+
+def luma(rgb) -> np.ndarray:
+    """Rec. 601 luma of RGB values (..., 3), in the same units (float64)."""
+    return np.asarray(rgb, dtype=np.float64) @ REC601_LUMA
+
+
 def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     """Network output (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
     scaled = (images.detach().float().clamp(-1, 1) + 1) * 127.5

@@ -12,8 +12,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .analysis import Peak, as_array
-from .grid import cell_center
-from .imaging import upscale_nearest
+from .grid import cell_center, to_display
+from .imaging import luma, upscale_nearest
 
 # Red, sky blue, green, yellow, violet: apart in hue and bright enough to read on the dark end of magma.
 QUERY_COLOURS: tuple[tuple[int, int, int], ...] = (
@@ -74,7 +74,7 @@ def attention_overlay(image: np.ndarray, attention_map, scale: int) -> np.ndarra
     block = min(common_block(height, normalised.shape[0], scale), common_block(width, normalised.shape[1], scale))
     fine = scale // block
     # The image in grey, so that its own colours are never read as attention.
-    grey = upscale_nearest(image, fine).astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+    grey = luma(upscale_nearest(image, fine))
     values = upsample_to(normalised, grey.shape[0], grey.shape[1])
     heat = colourise(values).astype(np.float64)
     # Opacity rises with attention: unattended areas keep a faint image, attended ones are pure colour.
@@ -105,11 +105,6 @@ class QueryView:
     colour: tuple[int, int, int]
     attention_map: np.ndarray  # (H_key, W_key) beta row
     peaks: list[Peak] = field(default_factory=list)
-
-
-def to_display(point: tuple[float, float], image_size: tuple[int, int], display_size: tuple[int, int]):
-    """(x, y) in generated-image pixels -> (x, y) in display pixels."""
-    return point[0] * display_size[0] / image_size[0], point[1] * display_size[1] / image_size[1]
 
 
 Box = tuple[float, float, float, float]  # (left, top, right, bottom) in display pixels

@@ -6,15 +6,16 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+from PIL import Image
 
 from sagan_viz.app import build_app
 from sagan_viz.app.catalog import ModelCache, StatisticsCache, discover_checkpoints, newest_checkpoint
 from sagan_viz.app.compare_tab import CompareTab
 from sagan_viz.app.dynamics_tab import DynamicsTab
 from sagan_viz.app.inspect_tab import InspectTab
-from sagan_viz.app.state import CompareState, InspectState, add_query, display_click_to_pixel
+from sagan_viz.app.state import CompareState, InspectState, add_query
 from sagan_viz.devices import resolve_device
-from PIL import Image
+from sagan_viz.grid import display_click_to_pixel
 
 
 def pixels(path: str) -> np.ndarray:

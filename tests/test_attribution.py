@@ -10,15 +10,21 @@ import torch
 from torch import nn
 
 import sagan_viz.attribution as attribution
+from sagan_viz import load_checkpoint
 from sagan_viz.app import build_app
 from sagan_viz.app.attribution_tab import AttributionState, AttributionTab
 from sagan_viz.app.catalog import ModelCache, discover_checkpoints, newest_checkpoint
 from sagan_viz.attribution import (
-    METHODS, attribution_figure, beta_correlation, discriminator_attribution, query_attribution, query_beta_row,
-    query_pixel_box, summarise,
+    METHODS,
+    attribution_figure,
+    beta_correlation,
+    discriminator_attribution,
+    query_attribution,
+    query_beta_row,
+    summarise,
 )
 from sagan_viz.devices import resolve_device
-from sagan_viz import load_checkpoint
+from sagan_viz.grid import cell_pixel_box
 
 COPIED_KEY = (1, 1)  # on the 16x16 grid of the tiny G's attention layer
 FAR_QUERY = (14, 14)
@@ -82,10 +88,10 @@ def test_attribution_maps_have_the_feature_map_shape_and_are_finite(model, metho
 
 
 def test_query_cell_maps_to_its_block_of_pixels():
-    assert query_pixel_box((3, 5), (16, 16), (32, 32)) == (6, 8, 10, 12)
-    assert query_pixel_box((0, 7), (8, 8), (32, 32)) == (0, 4, 28, 32)
+    assert cell_pixel_box((3, 5), (16, 16), (32, 32)) == (6, 8, 10, 12)
+    assert cell_pixel_box((0, 7), (8, 8), (32, 32)) == (0, 4, 28, 32)
     with pytest.raises(ValueError, match="outside"):
-        query_pixel_box((16, 0), (16, 16), (32, 32))
+        cell_pixel_box((16, 0), (16, 16), (32, 32))
 
 
 @pytest.mark.parametrize("method", METHODS)

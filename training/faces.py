@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sagan_viz.imaging import luma
+
 FACE_CLASSES = ("smile", "neutral", "open")  # labels of the procedural faces (mouth shape)
 # Each face draws this many uniforms from its own generator; parameters use a fixed slot each, so
 # adding a parameter in a spare slot later leaves every existing face unchanged.
@@ -87,7 +89,7 @@ def _face_uniforms(count: int, seed: int, first_index: int) -> np.ndarray:
 
 def _mouth_colour(skin_colour: np.ndarray, hue: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> np.ndarray:
     """Red lips, dark on light skin and light pink on dark skin, so the mouth always stands out; (N, 3)."""
-    dark_skin = skin_colour @ np.array([0.299, 0.587, 0.114], dtype=np.float32) < 140.0
+    dark_skin = luma(skin_colour) < 140.0
     return _hsv_to_rgb(
         _lerp(0.95, 1.02, hue) % 1.0,
         np.where(dark_skin, _lerp(0.45, 0.65, saturation), _lerp(0.7, 0.9, saturation)),

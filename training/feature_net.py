@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sagan_viz.imaging import luma
 from sagan_viz.metrics import FeatureNet, FeatureNetConfig, images_to_tensor, save_feature_net
 
 from .faces import FACE_CLASSES, FaceParameters, face_parameters, render_faces
@@ -59,7 +60,7 @@ def hue(rgb: np.ndarray) -> np.ndarray:
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
     """Rec. 601 luma of (N, 3) RGB in [0, 255]."""
-    return np.asarray(rgb, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
+    return luma(rgb)
 
 
 def hue_bin(rgb: np.ndarray) -> np.ndarray:

@@ -9,8 +9,9 @@ from PIL import Image
 
 from ..checkpoint import CheckpointError
 from ..families import LoadedModel
-from ..queries import figure_caption
+from ..grid import rescale_pixels
 from ..paper_figure import PanelCache, paper_figure
+from ..queries import figure_caption
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
 from .controls import WEIGHT_CHOICES, checkpoint_choices
 from .errors import shown_to_user
@@ -57,11 +58,6 @@ def parse_classes(model: LoadedModel, text) -> list[int | None]:
     return [model.class_for_text(token) for token in tokens]
 
 
-def scaled_pixels(pixels, reference_size: tuple[int, int], size: tuple[int, int]) -> list[tuple[float, float]]:
-    """Query pixels of the reference image moved to the same relative spot of an image of another size."""
-    return [(x * size[0] / reference_size[0], y * size[1] / reference_size[1]) for x, y in pixels]
-
-
 def comparison_panel(generation, layer: str, pixels, title: str, columns: PanelCache | None = None) -> Image.Image:
     """One generation's figure, titled; one without that layer says so instead of failing.
 
@@ -95,7 +91,7 @@ class CompareTab:
         updates = []
         for path, generation in zip(state.checkpoints, state.generations):
             title = self.labels.get(path, path)
-            pixels = scaled_pixels(state.queries, reference.image_size, generation.image_size)
+            pixels = rescale_pixels(state.queries, reference.image_size, generation.image_size)
             panel = comparison_panel(generation, layer, pixels, title, self.columns)
             updates.append(gr.update(value=self.pngs.write(panel, "compare"), label=title, visible=True))
         updates += [gr.update(value=None, visible=False)] * (MAX_PANELS - len(updates))

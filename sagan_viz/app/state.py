@@ -28,15 +28,3 @@ class CompareState:
 def add_query(queries: list[tuple[float, float]], pixel: tuple[float, float]) -> list[tuple[float, float]]:
     """Append a query; past MAX_QUERIES the oldest one makes room, as in a rolling set of markers."""
     return (list(queries) + [pixel])[-MAX_QUERIES:]
-
-
-def display_click_to_pixel(
-    index: tuple[int, int], display_size: tuple[int, int], image_size: tuple[int, int]
-) -> tuple[float, float]:
-    """Gradio's click (x, y) on the displayed image -> the centre of that spot in generated-image pixels."""
-    x, y = index
-    display_width, display_height = display_size
-    width, height = image_size
-    if not (0 <= x < display_width and 0 <= y < display_height):
-        raise ValueError(f"click ({x}, {y}) is outside the {display_width}x{display_height} image")
-    return (x + 0.5) * width / display_width, (y + 0.5) * height / display_height

@@ -7,11 +7,11 @@ import numpy as np
 from PIL import Image
 
 from ..analysis import peaks_mass_share
+from ..grid import display_click_to_pixel
 from ..imaging import upscale_nearest
 from ..inspect import Generation
-from .state import display_click_to_pixel
-from ..queries import figure_caption, layer_capture, query_view
 from ..paper_figure import PanelCache, paper_figure
+from ..queries import figure_caption, layer_capture, query_view
 from ..render import QUERY_COLOURS, QueryView, attention_grid_image, draw_markers
 
 DISPLAY_PIXELS = 512  # the clickable image is upscaled (nearest) to about this size
