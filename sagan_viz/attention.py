@@ -14,6 +14,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+# Below this many scores (N_query x N_key) the explicit path is faster than the fused kernel, whose
+# padding of q and k costs more than it saves: measured by benchmarks/bench_attention_paths.py (forward +
+# backward, C = 64, one thread: explicit ÷ fused 0.80 at 256 x 256, 1.19 at 576 x 576, 1.96 at 4096 x 4096).
+FUSED_MIN_SCORES = 512 * 512
+
 
 @dataclass
 class AttentionProjections:
@@ -109,7 +114,7 @@ class SelfAttention(nn.Module):
         self.h = conv1x1(channels, value_channels, spectral, bias)  # values
         self.v = conv1x1(value_channels, channels, spectral, bias) if variant == "official" else None
         self.gamma = nn.Parameter(torch.zeros(1))  # starts at exactly 0: attention off at init
-        self.use_fused = True  # the inspection path (explicit beta) is for tests and benchmarks
+        self.use_fused = True  # False: always the explicit path (tests and benchmarks); True: chosen by size
 
     def project(self, x: torch.Tensor) -> AttentionProjections:
         """f, g, h of eq. (1)-(2) for feature map x (B, C, H, W)."""
@@ -135,8 +140,8 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """y = gamma * o + x for a feature map x (B, C, H, W)."""
         p = self.project(x)
-        if self.use_fused:
-            attended = attend_fused(p.query, p.key, p.value)
+        if self.use_fused and p.query.shape[1] * p.key.shape[1] >= FUSED_MIN_SCORES:
+            attended = attend_fused(p.query, p.key, p.value)  # large maps: no N x N_key scores in memory
         else:
             attended, _ = attend_explicit(p.query, p.key, p.value)
         return self.output_from_attended(x, attended)

@@ -131,9 +131,25 @@ def test_set_attention_path_switches_every_layer():
 @pytest.mark.parametrize("variant", ["paper", "official"])
 def test_fused_path_uses_a_fused_kernel_not_the_n_by_n_math_fallback(variant):
     layer = SelfAttention(32, variant).eval()
-    x = torch.randn(2, 32, 16, 16, requires_grad=True)
+    side = 32 if variant == "paper" else 64  # large enough for the fused path: N x N_key >= FUSED_MIN_SCORES
+    x = torch.randn(1, 32, side, side, requires_grad=True)
     with torch.profiler.profile() as profile:
         layer(x).sum().backward()
     names = {event.name for event in profile.events()}
     assert "aten::_scaled_dot_product_attention_math" not in names
     assert any("flash" in name or "efficient" in name for name in names)
+
+
+@pytest.mark.parametrize("variant", ["paper", "official"])
+def test_small_maps_take_the_explicit_path_and_give_the_same_output(variant):
+    layer = SelfAttention(32, variant).eval()
+    with torch.no_grad():
+        layer.gamma.fill_(0.9)
+    x = torch.randn(2, 32, 16, 16)  # 256 x 256 (or 256 x 64) scores: below FUSED_MIN_SCORES
+    with torch.profiler.profile() as profile:
+        fast = layer(x)
+    names = {event.name for event in profile.events()}
+    assert not any("scaled_dot_product" in name for name in names)
+    p = layer.project(x)
+    fused = layer.output_from_attended(x, attend_fused(p.query, p.key, p.value))
+    torch.testing.assert_close(fast, fused, atol=1e-5, rtol=1e-5)
