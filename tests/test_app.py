@@ -164,3 +164,18 @@ def test_png_files_keep_only_the_newest_and_read_back_exactly(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(p).name for p in paths[-3:])
     assert np.array_equal(pixels(paths[-1]), images[-1])
 
+
+
+def test_remove_last_drops_the_newest_query_and_clear_drops_them_all(studio):
+    entries, default, cache = studio
+    tab = InspectTab(cache, entries, default)
+    *_, state, _, _ = tab.generate(str(default.path), 2, "", 0.4, "ema", None, InspectState())
+    for x, y in ((40, 40), (300, 100), (450, 450)):
+        *_, state = tab.click(state, "G.attn0", click(x, y))
+    oldest_two = state.queries[:2]
+    *_, details, grid, _, removed = tab.remove_last(state, "G.attn0")
+    assert removed.queries == oldest_two and details.count("\n| ") == 3  # header rule + two query rows
+    *_, details, grid, _, cleared = tab.clear(removed, "G.attn0")
+    assert cleared.queries == [] and grid is None and "click the image to add a query" in details
+    untouched = tab.remove_last(InspectState(), "G.attn0")  # nothing generated yet: every output stays as it is
+    assert all(output == {"__type__": "update"} for output in untouched)

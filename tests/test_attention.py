@@ -120,12 +120,19 @@ def test_gamma_starts_at_exactly_zero_so_the_layer_is_the_identity():
     assert torch.equal(layer(x), x)
 
 
-def test_set_attention_path_switches_every_layer():
-    model = torch.nn.Sequential(SelfAttention(16), SelfAttention(16))
+def test_set_attention_path_switches_which_kernel_every_layer_runs():
+    model = torch.nn.Sequential(SelfAttention(16), SelfAttention(16)).eval()
+    x = torch.randn(1, 16, 32, 32)  # 1024 x 1024 scores: the fused path's size
+
+    def kernels() -> set[str]:
+        with torch.no_grad(), torch.profiler.profile() as profile:
+            model(x)
+        return {event.name for event in profile.events() if "scaled_dot_product" in event.name}
+
     set_attention_path(model, fused=False)
-    assert not any(m.use_fused for m in model)
+    assert kernels() == set()  # both layers explicit: beta materialised, no SDPA call
     set_attention_path(model, fused=True)
-    assert all(m.use_fused for m in model)
+    assert kernels()
 
 
 @pytest.mark.parametrize("variant", ["paper", "official"])

@@ -3,6 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -11,7 +12,6 @@ from sagan_viz.checkpoint import save_checkpoint
 from sagan_viz.config import ModelConfig
 from sagan_viz.figure import build_parser, main
 from sagan_viz.networks import build_networks
-from sagan_viz.paper_figure import figure_layout
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -47,8 +47,9 @@ def test_cli_writes_the_figure_png(checkpoint, tmp_path, capsys):
           "--layer", "D.attn0", "--scale", "4", "--weights", "raw", "--device", "cpu", "--out", str(out)])
     with Image.open(out) as figure:
         assert figure.format == "PNG"
-        caption = "D.attn0 (γ = +0.000) · D on the raw G image · seed 7 · step 10"
-        assert figure.size == figure_layout((32, 32), 2, 4, caption).size
+        width, height = figure.size
+        assert width >= 3 * 32 * 4 and height >= 32 * 4  # the image and two maps, 32 px x scale 4 each
+        assert np.asarray(figure.convert("RGB")).std() > 10  # something was drawn
     assert "wrote" in capsys.readouterr().out
 
 

@@ -117,21 +117,20 @@ def test_conditional_generator_draws_different_images_for_different_labels_from_
         assert (images[a] - images[b]).abs().max() > 1e-4, f"labels {a} and {b} give the same image"
 
 
-def test_projection_discriminator_adds_the_label_embedding_dotted_with_pooled_features():
+def test_projection_discriminator_is_linear_in_the_class_embedding():
     _, discriminator = conditional_pair()
-    images = torch.rand(3, 3, 32, 32) * 2 - 1
-    same = images[:1].expand(3, -1, -1, -1)
-    labels = torch.tensor([0, 1, 2])
+    discriminator.eval()
+    # Class 0 embeds to zero (only the unconditional score is left), class 2 to twice class 1: the
+    # projection term <embedding(y), features> must then give class 2 twice class 1's shift.
     with torch.no_grad():
-        scores = discriminator(same, labels)
-        h = same
-        for stage in discriminator.stages:
-            h = stage(h)
-        features = torch.relu(h).sum(dim=(2, 3))  # (B, C)
-        unconditional = discriminator.linear(features).squeeze(1)
-        projection = (discriminator.embedding(labels) * features).sum(dim=1)
-    assert torch.allclose(scores, unconditional + projection, atol=1e-5)
-    assert (scores - scores[0]).abs()[1:].min() > 1e-4, "the score ignores the label"
+        weight = discriminator.embedding.parametrizations.weight.original
+        weight[0].zero_()
+        weight[2].copy_(2 * weight[1])
+        images = (torch.rand(1, 3, 32, 32) * 2 - 1).expand(3, -1, -1, -1)
+        scores = discriminator(images, torch.tensor([0, 1, 2]))
+    shift_one, shift_two = scores[1] - scores[0], scores[2] - scores[0]
+    assert shift_one.abs() > 1e-4, "the score ignores the label"
+    assert torch.allclose(shift_two, 2 * shift_one, atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", ["paper", "official"])

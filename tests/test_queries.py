@@ -9,8 +9,8 @@ from sagan_viz.checkpoint import CheckpointContents
 from sagan_viz.config import ModelConfig
 from sagan_viz.families.sagan import SaganModel
 from sagan_viz.networks import build_networks
-from sagan_viz.queries import MAX_QUERIES, figure_for_queries, query_view
 from sagan_viz.paper_figure import figure_layout
+from sagan_viz.queries import MAX_QUERIES, figure_for_queries, query_view
 from sagan_viz.render import QUERY_COLOURS
 
 
@@ -84,9 +84,11 @@ def test_unknown_layer_error_lists_the_layers(generations):
 def test_figure_for_queries_uses_the_colours_in_order_and_has_the_layout_size(generations):
     figure = figure_for_queries(generations["official"], "G.attn0", [(4.0, 4.0), (20.0, 30.0)], scale=4, step=12)
     caption = "G.attn0 (γ = +0.000) · EMA G · seed 3 · step 12"
-    layout = figure_layout((32, 32), 2, 4, caption)
-    assert figure.size == layout.size
-    left, top = layout.panel_origin(0)
+    one = figure_for_queries(generations["official"], "G.attn0", [(4.0, 4.0)], scale=4, step=12)
+    width, height = figure.size
+    # The image and one map per query side by side, each 32 px x 4: a second query adds at least a panel.
+    assert width >= 3 * 32 * 4 and height >= 32 * 4 and width - one.size[0] >= 32 * 4
+    left, top = figure_layout((32, 32), 2, 4, caption).panel_origin(0)
     marker_centre = np.asarray(figure)[top + 30 * 4, left + 20 * 4].astype(int)  # second query: second colour
     assert np.abs(marker_centre - QUERY_COLOURS[1]).max() <= 4
 

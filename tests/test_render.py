@@ -143,18 +143,27 @@ def test_text_falls_back_to_plain_letters_for_fonts_without_greek():
 
 
 @pytest.mark.parametrize("shape, key_shape, scale", [((32, 32), (16, 16), 8), ((6, 10), (3, 5), 2), ((10, 10), (3, 7), 5)])
-def test_overlay_matches_blending_at_full_size_then_every_cell_solid(shape, key_shape, scale):
-    image = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
-    beta = np.random.default_rng(1).random(key_shape)
-    overlay = attention_overlay(image, beta, scale)
-    # The reference: blended pixel by pixel at (H*scale, W*scale), as the overlay was first written.
-    grey = np.repeat(np.repeat(image, scale, 0), scale, 1).astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-    rows = np.arange(grey.shape[0]) * key_shape[0] // grey.shape[0]
-    columns = np.arange(grey.shape[1]) * key_shape[1] // grey.shape[1]
-    values = normalise_for_display(beta)[rows[:, None], columns[None, :]]
-    opacity = (0.45 + 0.55 * values)[..., None]
-    expected = (1 - opacity) * 0.7 * grey[..., None] + opacity * colourise(values).astype(np.float64)
-    assert np.array_equal(overlay, np.clip(np.rint(expected), 0, 255).astype(np.uint8))
+def test_overlay_shows_the_top_colour_where_beta_peaks_and_the_image_where_it_does_not(shape, key_shape, scale):
+    rng = np.random.default_rng(0)
+    beta = rng.random(key_shape)
+    peak = np.unravel_index(beta.argmax(), key_shape)
+    trough = np.unravel_index(beta.argmin(), key_shape)
+    dark, bright = np.zeros((*shape, 3), np.uint8), np.full((*shape, 3), 255, np.uint8)
+    over_dark, over_bright = attention_overlay(dark, beta, scale), attention_overlay(bright, beta, scale)
+    assert over_dark.shape == (shape[0] * scale, shape[1] * scale, 3)
+    height, width = over_dark.shape[:2]
+    rows = np.arange(height) * key_shape[0] // height  # the key cell under every display pixel
+    columns = np.arange(width) * key_shape[1] // width
+    in_peak = (rows[:, None] == peak[0]) & (columns[None, :] == peak[1])
+    in_trough = (rows[:, None] == trough[0]) & (columns[None, :] == trough[1])
+    top_colour = colourise(np.array([[1.0]]))[0, 0]
+    # Where beta peaks the map is opaque: the image underneath does not show.
+    assert (over_dark[in_peak] == top_colour).all() and (over_bright[in_peak] == top_colour).all()
+    # Where it is lowest the image shows through: a bright image makes those pixels brighter.
+    assert (over_bright[in_trough].astype(int) - over_dark[in_trough]).min() > 50
+    # A uniform image under one key cell gives one colour for the whole cell.
+    for cell_mask in (in_peak, in_trough):
+        assert len(np.unique(over_bright[cell_mask], axis=0)) == 1
 
 
 def test_markers_touch_only_the_pixels_around_them():
