@@ -21,6 +21,14 @@ def luma(rgb) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float64) @ REC601_LUMA
 
 
+def check_images(images: np.ndarray) -> None:
+    """Raise ValueError unless images is a (N, H, W, 3) uint8 array."""
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        shape = getattr(images, "shape", None)
+        raise ValueError(f"expected (N, H, W, 3) uint8 images, got {type(images).__name__} {shape} "
+                         f"{getattr(images, 'dtype', '')}")
+
+
 def to_uint8_images(images: torch.Tensor) -> np.ndarray:
     """Network output (B, 3, H, W) in [-1, 1] -> (B, H, W, 3) uint8."""
     scaled = (images.detach().float().clamp(-1, 1) + 1) * 127.5

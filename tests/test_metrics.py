@@ -8,24 +8,20 @@ import numpy as np
 import pytest
 import torch
 
+from sagan_viz import load_checkpoint
 from sagan_viz.checkpoint import CheckpointError, save_checkpoint
 from sagan_viz.config import ModelConfig
-from sagan_viz import load_checkpoint
+from sagan_viz.feature_net import FeatureNet, FeatureNetConfig, load_feature_net, save_feature_net
 from sagan_viz.metrics import (
     EYE_WINDOW_ABS_X,
     EYE_WINDOW_Y,
-    FeatureNet,
-    FeatureNetConfig,
-    attention_statistics,
     eye_colour_agreement,
     eye_colours,
     frechet_distance,
-    generated_images,
-    load_feature_net,
     mirror_asymmetry,
-    save_feature_net,
 )
 from sagan_viz.networks import build_networks
+from sagan_viz.sampling import attention_statistics, generated_images
 from training import evaluate
 from training.faces import face_parameters, render_faces
 from training.feature_net import FeatureNetTraining, train_feature_net

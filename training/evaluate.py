@@ -27,15 +27,9 @@ import numpy as np
 from sagan_viz.checkpoint import CheckpointError, read_checkpoint, read_checkpoint_summary
 from sagan_viz.devices import resolve_device
 from sagan_viz.families.sagan import SaganModel
-from sagan_viz.metrics import (
-    FeatureNet,
-    attention_statistics,
-    eye_colour_agreement,
-    frechet_distance,
-    generated_images,
-    load_feature_net,
-    mirror_asymmetry,
-)
+from sagan_viz.feature_net import FeatureNet, load_feature_net
+from sagan_viz.metrics import eye_colour_agreement, frechet_distance, mirror_asymmetry
+from sagan_viz.sampling import attention_statistics, generated_images
 
 from .faces import render_faces
 

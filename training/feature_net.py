@@ -20,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sagan_viz.feature_net import FeatureNet, FeatureNetConfig, images_to_tensor, save_feature_net
 from sagan_viz.imaging import luma
-from sagan_viz.metrics import FeatureNet, FeatureNetConfig, images_to_tensor, save_feature_net
 
 from .faces import FACE_CLASSES, FaceParameters, face_parameters, render_faces
 

@@ -93,7 +93,7 @@ class StatisticsCache:
 
     def get(self, path: str | Path) -> dict[str, dict[str, float]]:
         """{layer: {distance, entropy, query_dependence, gamma}} of one checkpoint."""
-        from ..metrics import attention_statistics  # deferred: metrics pulls in the feature network
+        from ..sampling import attention_statistics  # deferred: the studio starts without it
 
         key = (str(Path(path).resolve()), Path(path).stat().st_mtime)
         with self._lock:

@@ -1,0 +1,124 @@
+"""FeatureNet: the small CNN whose features the Fréchet distance compares, and its file format.
+
+Trained on held-out procedural faces by `python -m training.feature_net`, instead of Inception: nothing is
+downloaded, and its distances are comparable only with each other, never with published FID values.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from .checkpoint import CheckpointError, write_atomically
+from .imaging import check_images
+
+FEATURE_NET_FORMAT = "sagan-viz-feature-net"
+FEATURE_NET_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeatureNetConfig:
+    """Architecture of a FeatureNet; saved in its file."""
+
+    resolution: int = 32
+    width: int = 32
+    feature_dim: int = 128
+
+
+def images_to_tensor(images: np.ndarray, resolution: int) -> torch.Tensor:
+    """(N, H, W, 3) uint8 -> (N, 3, R, R) float32 in [-1, 1]; other sizes resized (bilinear, antialiased)."""
+    check_images(images)
+    tensor = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if tensor.shape[-2:] != (resolution, resolution):
+        tensor = F.interpolate(tensor, size=(resolution, resolution), mode="bilinear", antialias=True,
+                               align_corners=False)
+    return tensor
+
+
+class FeatureNet(nn.Module):
+    """Four 3x3 convolutions (three with stride 2) and a linear layer: image (B, 3, R, R) -> feature (B, D)."""
+
+    def __init__(self, config: FeatureNetConfig = FeatureNetConfig()) -> None:
+        super().__init__()
+        if config.resolution % 8 or config.resolution < 8:
+            raise ValueError(f"FeatureNet resolution must be a multiple of 8, got {config.resolution}")
+        self.config = config
+        width = config.width
+        channels = (3, width, 2 * width, 4 * width, 4 * width)
+        layers = []
+        for index in range(4):
+            stride = 1 if index == 0 else 2
+            layers += [nn.Conv2d(channels[index], channels[index + 1], 3, stride, padding=1), nn.ReLU()]
+        self.convolutions = nn.Sequential(*layers)
+        # Flatten, not pool: where things are (eyes left and right, mouth below) is part of a face.
+        self.linear = nn.Linear(4 * width * (config.resolution // 8) ** 2, config.feature_dim)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, R, R) in [-1, 1] -> (B, D) features (pre-activation output of the linear layer)."""
+        return self.linear(self.convolutions(images).flatten(1))
+
+    @torch.no_grad()
+    def features(self, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+        """(N, H, W, 3) uint8 images -> (N, D) float64 features; images not at R x R are resized to it first."""
+        check_images(images)
+        device = next(self.parameters()).device
+        outputs = [np.zeros((0, self.config.feature_dim))]
+        for start in range(0, len(images), batch_size):
+            batch = images_to_tensor(images[start : start + batch_size], self.config.resolution).to(device)
+            outputs.append(self(batch).double().cpu().numpy())
+        return np.concatenate(outputs)
+
+
+def save_feature_net(path: str | Path, net: FeatureNet, record: dict) -> Path:
+    """Write a FeatureNet atomically as .safetensors; record (JSON-able: accuracy, how trained) goes in the metadata."""
+    tensors = {key: value.detach().cpu().contiguous().clone() for key, value in net.state_dict().items()}
+    metadata = {
+        "format": FEATURE_NET_FORMAT,
+        "version": str(FEATURE_NET_VERSION),
+        "config": json.dumps(asdict(net.config)),
+        "record": json.dumps(record),
+    }
+    path = Path(path)
+    write_atomically(path, save_safetensors_bytes(tensors, metadata=metadata))
+    return path
+
+
+def _feature_net_metadata(path: Path, raw: bytes) -> dict[str, str]:
+    header_length = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else 0
+    try:
+        if header_length <= 0 or 8 + header_length > len(raw):
+            raise ValueError
+        metadata = json.loads(raw[8 : 8 + header_length]).get("__metadata__") or {}
+    except (ValueError, AttributeError, UnicodeDecodeError):
+        raise CheckpointError(f"{path}: not a safetensors file, or truncated") from None
+    if metadata.get("format") != FEATURE_NET_FORMAT:
+        raise CheckpointError(f"{path}: a safetensors file, but not a sagan-viz feature net "
+                              f"(no '{FEATURE_NET_FORMAT}' tag); make one with python -m training.feature_net")
+    if metadata.get("version") != str(FEATURE_NET_VERSION):
+        raise CheckpointError(f"{path}: feature net format version {metadata.get('version')}, "
+                              f"this sagan-viz reads {FEATURE_NET_VERSION}")
+    return metadata
+
+
+def load_feature_net(path: str | Path, device: str | torch.device = "cpu") -> tuple[FeatureNet, dict]:
+    """(FeatureNet in eval mode, its training record) from a .safetensors file; never executes code from it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such feature net file (make one with python -m training.feature_net)")
+    raw = path.read_bytes()
+    metadata = _feature_net_metadata(path, raw)
+    try:
+        net = FeatureNet(FeatureNetConfig(**json.loads(metadata["config"])))
+        net.load_state_dict(load_safetensors_bytes(raw))
+        record = json.loads(metadata.get("record", "{}"))
+    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: damaged feature net ({type(error).__name__}: {error})") from None
+    return net.to(device).eval().requires_grad_(False), record
