@@ -132,10 +132,18 @@ class SelfAttention(nn.Module):
 
     def output_from_attended(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
         """y from o (B, N, C_value): reshape, project back (official) and add the residual."""
+        return residual_output(x, self.projected_output(x, attended), self.gamma)
+
+    def projected_output(self, x: torch.Tensor, attended: torch.Tensor) -> torch.Tensor:
+        """o as a map (B, C, H, W): reshaped, and projected back to C channels by v (official variant)."""
         o = unflatten_positions(attended, *x.shape[-2:])
-        if self.v is not None:
-            o = self.v(o)
-        return residual_output(x, o, self.gamma)
+        return o if self.v is None else self.v(o)
+
+    def attention_branch(self, x: torch.Tensor) -> torch.Tensor:
+        """gamma * o (B, C, H, W): what the layer adds to x, through the inspection path."""
+        p = self.project(x)
+        attended, _ = attend_explicit(p.query, p.key, p.value)
+        return self.gamma * self.projected_output(x, attended)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """y = gamma * o + x for a feature map x (B, C, H, W)."""

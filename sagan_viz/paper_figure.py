@@ -119,6 +119,8 @@ def fitted_font(lines: list[str], width: float, size: int) -> ImageFont.FreeType
 
 def query_caption(query: QueryView, number: int) -> list[str]:
     """The true scale of a panel: max beta, how many times uniform, the arrowed peaks' share of mass."""
+    if query.caption is not None:
+        return list(query.caption)
     values = as_array(query.attention_map)
     maximum = float(values.max())
     return [
@@ -203,7 +205,7 @@ def column_key(image: np.ndarray, query: QueryView, number: int, key_shape, scal
         digest.update(repr((array.shape, array.dtype.str)).encode())
         digest.update(array.tobytes())
     peaks = [(peak.cell, peak.value, peak.mass) for peak in query.peaks]
-    described = (query.pixel, query.cell, tuple(query.colour), peaks, number, tuple(key_shape), scale,
+    described = (query.pixel, query.cell, tuple(query.colour), peaks, query.caption, number, tuple(key_shape), scale,
                  layout.panel_size, layout.gap, layout.line_height, layout.caption_lines, font.getname(), font.size)
     digest.update(repr(described).encode())
     return digest.hexdigest()

@@ -105,6 +105,7 @@ class QueryView:
     colour: tuple[int, int, int]
     attention_map: np.ndarray  # (H_key, W_key) beta row
     peaks: list[Peak] = field(default_factory=list)
+    caption: tuple[str, ...] | None = None  # the panel's caption lines; None: the row view's (max beta, ...)
 
 
 Box = tuple[float, float, float, float]  # (left, top, right, bottom) in display pixels
