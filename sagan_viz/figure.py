@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import torch
+
 from .checkpoint import CheckpointError
 from .devices import DEVICE_CHOICES
 from .families import load_checkpoint
+from .figure_record import FigureRecord, FigureRecordError, check_digest, checkpoint_digest, read_record, record_path
 from .queries import MAX_QUERIES, figure_for_queries
 
 
@@ -45,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw the SAGAN-paper attention figure (image with query points, one attention map "
         "per query with arrows to its most-attended regions) for one seed of a checkpoint.",
     )
-    parser.add_argument("--checkpoint", required=True, type=Path,
+    parser.add_argument("--from", dest="record", type=Path, default=None, metavar="FIGURE.json",
+                        help="draw again the figure a record describes (written beside every exported PNG); "
+                        "the checkpoint must have the recorded SHA-256; --checkpoint may point at its new place")
+    parser.add_argument("--checkpoint", type=Path,
                         help="a sagan-viz .safetensors checkpoint, or a BigGAN-deep folder (config.json + "
                         "pytorch_model.bin)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the latent z to generate from (default 0)")
@@ -67,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--peaks", type=positive_int, default=3, help="arrows per query (default 3)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="where to run the networks; auto picks cuda, then mps, then cpu (default auto)")
-    parser.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="PNG file to write; its record (checkpoint digest, inputs, settings) goes beside it as .json")
     return parser
 
 
@@ -75,6 +82,10 @@ def main(argv: list[str] | None = None) -> Path:
     """Parse argv, draw the figure, write it; every user error exits 2 with a one-line message."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.record is not None:
+        return redraw(parser, args)
+    if args.checkpoint is None:
+        parser.error("give --checkpoint (or --from a figure record)")
     if len(args.query) > MAX_QUERIES:
         parser.error(f"at most {MAX_QUERIES} --query points fit in one figure, got {len(args.query)}")
     try:
@@ -102,13 +113,44 @@ def main(argv: list[str] | None = None) -> Path:
                                     step=model.step)
     except ValueError as error:  # a query outside the image
         parser.error(f"--query: {error}")
-    try:
-        figure.save(args.out, format="PNG")
-    except OSError as error:
-        parser.error(f"cannot write {args.out}: {error.strerror or error}")
+    record = FigureRecord(
+        checkpoint=str(args.checkpoint), checkpoint_sha256=checkpoint_digest(args.checkpoint), family=model.family,
+        layer=layer, queries=tuple(args.query), weights=args.weights, seed=args.seed, label=generation.label,
+        truncation=generation.truncation, scale=args.scale, peaks=args.peaks,
+    )
+    write_figure(parser, figure, record, args.out)
     step = "" if model.step is None else f", step {model.step}"
     print(f"wrote {args.out} ({figure.size[0]}x{figure.size[1]}): {layer}, {generation.origin}, "
           f"{len(args.query)} queries{step}")
+    return args.out
+
+
+def write_figure(parser: argparse.ArgumentParser, figure, record: FigureRecord, out: Path) -> None:
+    """The PNG and its record beside it; a one-line error when either cannot be written."""
+    try:
+        figure.save(out, format="PNG")
+        record_path(out).write_text(record.to_json(), encoding="utf-8")
+    except OSError as error:
+        parser.error(f"cannot write {out}: {error.strerror or error}")
+
+
+def redraw(parser: argparse.ArgumentParser, args) -> Path:
+    """--from: the recorded figure, drawn again from a checkpoint with the recorded digest."""
+    try:
+        record = read_record(args.record)
+        checkpoint = args.checkpoint or Path(record.checkpoint)
+        if not checkpoint.is_absolute() and args.checkpoint is None and not checkpoint.exists():
+            checkpoint = args.record.parent / checkpoint  # a record moved with its checkpoint
+        check_digest(record, checkpoint)
+        model = load_checkpoint(checkpoint, args.device)
+        generation = model.generate(seed=record.seed, z=None if record.z is None else torch.tensor(record.z),
+                                    label=record.label, truncation=record.truncation, weights=record.weights)
+        figure = figure_for_queries(generation, record.layer, list(record.queries), scale=record.scale,
+                                    max_peaks=record.peaks, step=model.step)
+    except (FigureRecordError, CheckpointError, ValueError, OSError) as error:
+        parser.error(str(error))
+    write_figure(parser, figure, record, args.out)
+    print(f"wrote {args.out} again from {args.record}: {record.layer}, {generation.origin}")
     return args.out
 
 

@@ -1,0 +1,109 @@
+"""A figure's recipe, saved beside every exported PNG: enough to draw the same PNG again, byte for byte.
+
+`python -m sagan_viz.figure --from figure.json --out again.png` reads it; the checkpoint's SHA-256 must
+match, so a figure is never silently redrawn from other weights.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+RECORD_FORMAT = "sagan-viz-figure"
+RECORD_VERSION = 1
+MODEL_FOLDER_FILES = ("config.json", "pytorch_model.bin")  # what a folder-shaped checkpoint's weights are
+MAX_RECORD_BYTES = 1_000_000
+
+
+class FigureRecordError(ValueError):
+    """A figure record that cannot be read or does not match its checkpoint."""
+
+
+@dataclass(frozen=True)
+class FigureRecord:
+    """Everything a figure was drawn from: checkpoint, inputs, layer, queries and display settings."""
+
+    checkpoint: str  # the path as it was given
+    checkpoint_sha256: str
+    family: str
+    layer: str
+    queries: tuple[tuple[float, float], ...]  # generated-image pixels (x, y)
+    weights: str = "ema"
+    seed: int | None = None
+    z: tuple[float, ...] | None = None  # only when no seed named it
+    label: int | None = None
+    truncation: float | None = None
+    scale: int = 8
+    peaks: int = 3
+
+    def to_json(self) -> str:
+        """The record as indented JSON, tagged with its format and version."""
+        data = {"format": RECORD_FORMAT, "version": RECORD_VERSION, **dataclasses.asdict(self)}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str, source: str) -> FigureRecord:
+        """Parse and check a record; FigureRecordError naming source and the field at fault."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError, ValueError) as error:
+            raise FigureRecordError(f"{source}: not a figure record ({error})") from None
+        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+            raise FigureRecordError(f"{source}: not a sagan-viz figure record (no '{RECORD_FORMAT}' format tag)")
+        if data.get("version") != RECORD_VERSION:
+            raise FigureRecordError(f"{source}: figure record version {data.get('version')}, this reads {RECORD_VERSION}")
+        fields = {field.name for field in dataclasses.fields(cls)}
+        values = {key: value for key, value in data.items() if key in fields}
+        try:
+            values["queries"] = tuple((float(x), float(y)) for x, y in values.get("queries", ()))
+            if values.get("z") is not None:
+                values["z"] = tuple(float(v) for v in values["z"])
+            record = cls(**values)
+        except (TypeError, ValueError) as error:
+            raise FigureRecordError(f"{source}: damaged figure record ({error})") from None
+        if (record.seed is None) == (record.z is None):
+            raise FigureRecordError(f"{source}: a figure record names either a seed or a z")
+        return record
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """SHA-256 of a checkpoint file, or of a model folder's config and weights (names and bytes)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = [path] if path.is_file() else [path / name for name in MODEL_FOLDER_FILES if (path / name).is_file()]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.name.encode() + b"\0")
+        with file.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def read_record(path: str | Path) -> FigureRecord:
+    """Read a figure record file (FigureRecordError naming it)."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_RECORD_BYTES:
+            raise FigureRecordError(f"{path}: too large for a figure record")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise FigureRecordError(f"{path}: cannot read the figure record ({error})") from None
+    return FigureRecord.from_json(text, str(path))
+
+
+def check_digest(record: FigureRecord, checkpoint: str | Path) -> None:
+    """FigureRecordError when the checkpoint's bytes are not those the figure was drawn from."""
+    found = checkpoint_digest(checkpoint)
+    if found != record.checkpoint_sha256:
+        raise FigureRecordError(
+            f"{checkpoint}: its SHA-256 is {found[:12]}…, the figure was drawn from {record.checkpoint_sha256[:12]}…: "
+            "not the same weights, so the figure would not be the same"
+        )
+
+
+def record_path(png_path: str | Path) -> Path:
+    """Where a PNG's record goes: figure.png -> figure.json."""
+    return Path(png_path).with_suffix(".json")
