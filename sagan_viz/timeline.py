@@ -35,22 +35,32 @@ class TimelineSnapshot:
     views: list[QueryView]
 
 
-def timeline(models: list[LoadedModel], z: torch.Tensor, label: int | None, layer: str,
-             pixels: list[tuple[float, float]], image_size: tuple[int, int], weights: str = "ema",
-             truncation: float | None = None) -> list[TimelineSnapshot]:
-    """Every model (a run's snapshots, oldest first) on the same z and class, viewed at the same pixels.
+def timeline_generations(models: list[LoadedModel], z: torch.Tensor, label: int | None, weights: str = "ema",
+                         truncation: float | None = None) -> list[Generation]:
+    """Every model (a run's snapshots, oldest first) on the same z and class; weights each model lacks fall back."""
+    return [model.generate(z=z, label=label, truncation=truncation,
+                           weights=weights if weights in model.weight_choices else model.weight_choices[0])
+            for model in models]
 
-    pixels are in an image of image_size (width, height); each snapshot reads them at the same relative spot.
-    """
+
+def timeline_views(generations: list[Generation], layer: str, pixels: list[tuple[float, float]],
+                   image_size: tuple[int, int]) -> list[TimelineSnapshot]:
+    """The query views of every snapshot at the same relative spots (pixels are in an image of image_size)."""
     snapshots = []
-    for model in models:
-        generation = model.generate(z=z, label=label, weights=weights, truncation=truncation)
+    for generation in generations:
         views = []
         if layer in generation.layers:
             spots = rescale_pixels(pixels, image_size, generation.image_size)
             views = [query_view(generation, layer, pixel, QUERY_COLOURS[index]) for index, pixel in enumerate(spots)]
-        snapshots.append(TimelineSnapshot(step=model.step, generation=generation, views=views))
+        snapshots.append(TimelineSnapshot(step=generation.step, generation=generation, views=views))
     return snapshots
+
+
+def timeline(models: list[LoadedModel], z: torch.Tensor, label: int | None, layer: str,
+             pixels: list[tuple[float, float]], image_size: tuple[int, int], weights: str = "ema",
+             truncation: float | None = None) -> list[TimelineSnapshot]:
+    """timeline_generations then timeline_views: every snapshot on the same inputs, viewed at the same spots."""
+    return timeline_views(timeline_generations(models, z, label, weights, truncation), layer, pixels, image_size)
 
 
 def snapshot_column(snapshot: TimelineSnapshot, layer: str, query_count: int, scale: int = STRIP_SCALE) -> Image.Image:

@@ -38,3 +38,24 @@ def test_a_snapshot_without_the_layer_shows_its_image_alone(tiny_checkpoint_dir)
     snapshots = timeline([with_attention, without], z, None, "G.attn0", [(5.0, 5.0)], (32, 32))
     assert len(snapshots[0].views) == 1 and snapshots[1].views == []
     assert len(timeline_frames(snapshots, "G.attn0")) == 2
+
+
+class Click:
+    def __init__(self, x: int, y: int) -> None:
+        self.index = (x, y)
+
+
+def test_the_dynamics_timeline_panel_shows_every_snapshot_and_exports_a_gif(tiny_checkpoint_dir, tiny_checkpoint):
+    from sagan_viz.app.catalog import ModelCache, discover_checkpoints
+    from sagan_viz.app.timeline_panel import TimelinePanel, TimelineState
+
+    entries = discover_checkpoints(tiny_checkpoint_dir)
+    panel = TimelinePanel(ModelCache(torch.device("cpu")), entries)
+    image, strip, gif, state = panel.show(str(tiny_checkpoint), 3, "G.attn0", TimelineState())
+    snapshots = len(list((tiny_checkpoint_dir / "tiny-sagan").glob("*.safetensors")))
+    assert len(state.generations) == snapshots and gif is None  # no query yet: nothing to animate
+    assert strip.shape[1] >= snapshots * 32 * 3
+    image, strip, gif, state = panel.click(state, "G.attn0", Click(100, 400))
+    assert len(state.queries) == 1
+    with Image.open(gif) as animation:
+        assert animation.n_frames == snapshots

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import gradio as gr
 
+from ..charts import attention_statistics_figure, gamma_figure, loss_figure
 from ..checkpoint import read_checkpoint_summary
 from ..families.sagan import FAMILY as SAGAN_FAMILY
-from ..charts import attention_statistics_figure, gamma_figure, loss_figure
-from .catalog import STATISTICS_SEEDS, CheckpointEntry, StatisticsCache, entry_for, snapshot_steps
-from .errors import shown_to_user
+from .catalog import STATISTICS_SEEDS, CheckpointEntry, StatisticsCache, all_layer_names, entry_for, snapshot_steps
 from .controls import checkpoint_choices
+from .errors import shown_to_user
+from .timeline_panel import TimelinePanel
 
 GAMMA_NOTE = (
     "γ multiplies the attention branch (y = γ·o + x) and starts at exactly 0. It is signed: a negative γ "
@@ -69,6 +70,7 @@ class DynamicsTab:
         )
         statistics_plot = gr.Plot(label="Attention statistics per snapshot", elem_id="dynamics-statistics")
         loss_plot = gr.Plot(label="Hinge losses", elem_id="dynamics-loss")
+        TimelinePanel(self.statistics.models, self.entries).build(demo, checkpoint, all_layer_names(self.entries))
         checkpoint.change(self.show, [checkpoint], [gamma_plot, loss_plot, note])
         statistics_button.click(self.show_statistics, [checkpoint], [statistics_plot])
         demo.load(self.show, [checkpoint], [gamma_plot, loss_plot, note])

@@ -1,0 +1,108 @@
+"""The timeline under the γ curve: one image through every snapshot of a run, clicked queries in every column."""
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+
+from ..inspect import Generation
+from ..timeline import strip_array, timeline_frames, timeline_generations, timeline_views, write_gif
+from .catalog import CheckpointEntry, ModelCache, entry_for
+from .errors import shown_to_user
+from .state import add_query
+from .views import clickable_image, clicked_pixel, query_views
+
+GIF_FOLDER = Path(tempfile.gettempdir()) / "sagan-viz-timelines"
+
+
+@dataclass
+class TimelineState:
+    """One user's timeline: the run's generations on one z, oldest first, and the clicked queries."""
+
+    generations: list[Generation] = field(default_factory=list)
+    queries: list[tuple[float, float]] = field(default_factory=list)
+
+
+def run_snapshots(entry: CheckpointEntry, entries: list[CheckpointEntry]) -> list[CheckpointEntry]:
+    """The snapshots beside entry in its folder, up to its step, oldest first (entry alone without steps)."""
+    if entry.step is None:
+        return [entry]
+    same_run = [e for e in entries if e.path.parent == entry.path.parent and e.step is not None and e.step <= entry.step]
+    return sorted(same_run or [entry], key=lambda e: e.step)
+
+
+class TimelinePanel:
+    """Builds the timeline's components and wires thin callbacks to sagan_viz.timeline."""
+
+    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry]) -> None:
+        self.cache = cache
+        self.entries = entries
+
+    def render(self, state: TimelineState, layer: str | None):
+        """(clickable newest image, strip, GIF path, state)."""
+        newest = state.generations[-1]
+        layer = layer or "G.attn0"
+        snapshots = timeline_views(state.generations, layer, state.queries, newest.image_size)
+        gif = None
+        if state.queries:
+            GIF_FOLDER.mkdir(exist_ok=True)
+            gif = str(write_gif(timeline_frames(snapshots, layer), GIF_FOLDER / f"timeline-{secrets.token_urlsafe(12)}.gif"))
+        views = query_views(newest, layer, state.queries) if layer in newest.layers else []
+        return clickable_image(newest, views), strip_array(snapshots, layer), gif, state
+
+    @shown_to_user
+    def show(self, checkpoint: str | None, seed, layer: str | None, state: TimelineState):
+        """Generate the seed with every snapshot of the checkpoint's run (queries are kept)."""
+        if not checkpoint:
+            raise ValueError("choose a checkpoint")
+        snapshots = run_snapshots(entry_for(checkpoint), self.entries)
+        models = [self.cache.get(snapshot.path) for snapshot in snapshots]
+        newest = models[-1]
+        seed = int(seed or 0)
+        z = newest.latent(seed, newest.resolve_truncation(None))
+        generations = timeline_generations(models, z, newest.default_label(seed))
+        return self.render(dataclasses.replace(state, generations=generations), layer)
+
+    @shown_to_user
+    def click(self, state: TimelineState, layer: str | None, event: gr.SelectData):
+        """A click on the newest image adds a query to every column."""
+        if not state.generations:
+            raise ValueError("press Show timeline first")
+        pixel = clicked_pixel(state.generations[-1], event.index)
+        return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer)
+
+    @shown_to_user
+    def clear(self, state: TimelineState, layer: str | None):
+        """Drop every query."""
+        if not state.generations:
+            return (gr.skip(),) * 4
+        return self.render(dataclasses.replace(state, queries=[]), layer)
+
+    def build(self, demo: gr.Blocks, checkpoint: gr.Dropdown, layer_names: list[str]) -> None:
+        """Create the components in the current gr.Blocks; the timeline fills on page load."""
+        gr.Markdown("### Timeline: one image through every snapshot\nThe same z and class in every snapshot of "
+                    "the run. Click the newest image (left) to add a query: each column shows where that spot "
+                    "looked at that step (each map scaled to its own maximum).")
+        state = gr.State(TimelineState())
+        with gr.Row():
+            seed = gr.Number(value=7, precision=0, label="Seed", elem_id="timeline-seed", scale=1)
+            layer = gr.Dropdown(layer_names, value=layer_names[0] if layer_names else None, label="Attention layer",
+                                elem_id="timeline-layer", scale=1)
+            show = gr.Button("Show timeline", elem_id="timeline-show", scale=1)
+            clear = gr.Button("Clear queries", size="sm", scale=1)
+        with gr.Row():
+            image = gr.Image(label="Newest snapshot: click to add a query", interactive=False, format="png",
+                             elem_id="timeline-image", buttons=[], scale=1)
+            strip = gr.Image(label="Every snapshot, oldest on the left", interactive=False, format="png",
+                             elem_id="timeline-strip", buttons=["fullscreen"], scale=3)
+        gif = gr.File(label="Animated GIF of the paper figure at every snapshot", elem_id="timeline-gif")
+        outputs = [image, strip, gif, state]
+        show.click(self.show, [checkpoint, seed, layer, state], outputs)
+        image.select(self.click, [state, layer], outputs, show_progress="hidden")
+        layer.input(self.clear, [state, layer], outputs)
+        clear.click(self.clear, [state, layer], outputs)
+        demo.load(self.show, [checkpoint, seed, layer, state], outputs)
