@@ -12,11 +12,11 @@ from .imaging import to_uint8_images
 
 
 @torch.no_grad()
-def generated_images(model: LoadedModel, seeds: Iterable[int], weights: str = "ema",
+def generated_images(model: LoadedModel, seeds: Iterable[int], weights: str | None = None,
                      batch_size: int = 250) -> np.ndarray:
     """(N, H, W, 3) uint8 images of the given seeds, batched; image k equals model.generate(seeds[k]).image."""
     seeds = [int(seed) for seed in seeds]
-    generator = model.generator_for(weights)
+    generator = model.generator_for(weights or model.weight_choices[0])
     truncation = model.resolve_truncation(None)
     batches = [np.zeros((0, model.resolution, model.resolution, 3), np.uint8)]
     for start in range(0, len(seeds), batch_size):
@@ -30,7 +30,7 @@ def generated_images(model: LoadedModel, seeds: Iterable[int], weights: str = "e
     return np.concatenate(batches)
 
 
-def attention_statistics(model: LoadedModel, seeds: Iterable[int], weights: str = "ema",
+def attention_statistics(model: LoadedModel, seeds: Iterable[int], weights: str | None = None,
                          max_pairs: int | None = 4096) -> dict[str, dict[str, float]]:
     """Per attention layer: distance, entropy and query_dependence averaged over seeds, and gamma.
 

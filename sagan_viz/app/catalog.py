@@ -19,10 +19,16 @@ def entry_for(path: str | Path) -> CheckpointEntry:
     return summarise_checkpoint(path)
 
 
+MODEL_FOLDER_MARKERS = ("config.json", "G.pth", "G_ema.pth")  # a folder that is one model (BigGAN-deep, BigGAN-PyTorch)
+WEIGHT_SUFFIXES = (".pth", ".pt")
+
+
 def candidate_paths(folder: Path) -> list[Path]:
-    """Files and model folders below folder that some family may read."""
+    """Files and model folders below folder that some family may read (a model folder's own files not again)."""
+    model_folders = sorted({marker.parent for name in MODEL_FOLDER_MARKERS for marker in folder.rglob(name)})
     files = sorted(folder.rglob("*.safetensors"))
-    model_folders = sorted({config.parent for config in folder.rglob("config.json")})
+    files += sorted(path for path in folder.rglob("*") if path.suffix in WEIGHT_SUFFIXES
+                    and path.parent not in model_folders and path.is_file())
     return files + model_folders
 
 

@@ -9,7 +9,8 @@ from ..families import LoadedModel
 from ..inspect import Generation
 from .catalog import CheckpointEntry, entry_for
 
-WEIGHT_CHOICES = [("EMA-G (as sampled in the paper)", "ema"), ("G (raw weights of the last step)", "raw")]
+WEIGHT_CHOICES = [("EMA-G (as sampled in the paper)", "ema"), ("G (raw weights of the last step)", "raw"),
+                  ("G, batch norm in train mode (as heykeetae's trainer samples)", "train-bn")]
 SEED_CLASS = ""  # the class choice meaning "the class the seed draws"
 DEFAULT_TRUNCATION = 0.4
 

@@ -13,10 +13,10 @@ import torch
 
 from ..checkpoint import CheckpointError
 from ..devices import resolve_device
-from . import biggan_deep, sagan
+from . import biggan_deep, biggan_pytorch, heykeetae, sagan
 from .interface import AttentionLayerInfo, LoadedModel, ModelSummary, TruncationRange
 
-FAMILIES: tuple[ModuleType, ...] = (sagan, biggan_deep)
+FAMILIES: tuple[ModuleType, ...] = (sagan, biggan_deep, heykeetae, biggan_pytorch)
 
 
 def family_for(path: str | Path) -> ModuleType:
@@ -29,8 +29,7 @@ def family_for(path: str | Path) -> ModuleType:
             return family
     names = ", ".join(family.FAMILY for family in FAMILIES)
     raise CheckpointError(
-        f"{path}: not a checkpoint sagan-viz can open (it reads: {names}; a sagan-viz .safetensors file, or a "
-        "BigGAN-deep folder with config.json and pytorch_model.bin)"
+        f"{path}: not a checkpoint sagan-viz can open (it reads: {names}; see the README's 'Models it opens')"
     )
 
 

@@ -8,8 +8,13 @@ import torch
 
 from ..checkpoint import CheckpointError
 from ..latents import truncated_latent
-from .biggan_deep_networks import (BigGANDeepConfig, build_biggan_deep, find_biggan_deep_files, read_biggan_deep,
-                                   read_biggan_deep_config)
+from .biggan_deep_networks import (
+    BigGANDeepConfig,
+    build_biggan_deep,
+    find_biggan_deep_files,
+    read_biggan_deep,
+    read_biggan_deep_config,
+)
 from .interface import LoadedModel, ModelSummary, TruncationRange
 
 FAMILY = "biggan-deep"

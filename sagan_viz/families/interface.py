@@ -234,7 +234,7 @@ class LoadedModel(ABC):
         return generation.z.to(self.device), labels
 
     @contextmanager
-    def gamma_overridden(self, weights: str = "ema", gamma: dict[str, float] | None = None):
+    def gamma_overridden(self, weights: str | None = None, gamma: dict[str, float] | None = None):
         """Hold the model (one forward at a time) with some layers' gamma replaced; yields the chosen G.
 
         gamma maps layer names to values, e.g. {"G.attn0": 0.0}; every value is restored on exit.
@@ -244,7 +244,7 @@ class LoadedModel(ABC):
         if unknown:
             known = ", ".join(self.attention_layer_names()) or "none: this model has no attention layers"
             raise ValueError(f"cannot set gamma of unknown layer {', '.join(unknown)}; layers: {known}")
-        networks = self.networks(weights)
+        networks = self.networks(weights or self.weight_choices[0])
         with self._lock, override_gamma(networks["G"], "G", gamma):
             if "D" in networks:
                 with override_gamma(networks["D"], "D", gamma):
@@ -254,14 +254,16 @@ class LoadedModel(ABC):
 
     @torch.no_grad()
     def generate(self, seed: int | None = None, *, z: torch.Tensor | None = None, label: int | None = None,
-                 truncation: float | None = None, weights: str = "ema",
+                 truncation: float | None = None, weights: str | None = None,
                  gamma: dict[str, float] | None = None) -> Generation:
         """Generate one image and keep every attention layer's input (β is computed when shown).
 
         seed names z under the family's prior (scaled by truncation where the family truncates); an
         explicit z (z_dim,) or (1, z_dim) is used as given. label defaults to seed mod classes.
         gamma, e.g. {"G.attn0": 0.0}, replaces those layers' learned gamma for this call only.
+        weights names one of the file's generators (weight_choices; default the first, EMA-G where there is one).
         """
+        weights = weights or self.weight_choices[0]
         truncation = self.resolve_truncation(truncation)
         if z is None:
             seed = 0 if seed is None else int(seed)

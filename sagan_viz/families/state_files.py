@@ -5,9 +5,11 @@ cannot run code; mmap=True where the file allows, so looking at key names reads 
 """
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..checkpoint import CheckpointError
 
@@ -59,3 +61,61 @@ def fold_spectral_norm(state: dict[str, torch.Tensor], path: Path, original: str
             raise CheckpointError(f"{path}: {prefix}{u_name}/{v_name} give sigma {sigma.item():.3g} for this weight")
         folded[prefix + "weight"] = weight / sigma
     return folded
+
+
+def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, tuple[int, ...]], path: Path, what: str,
+                     optional: dict[str, tuple[int, ...]] | None = None, values: bool = True) -> dict[str, torch.Tensor]:
+    """state's tensors of expected (and optional) keys as float32, after checking names, shapes and values.
+
+    CheckpointError "<path>: looks like <what>, but <what is wrong>" otherwise. values=False checks names and
+    shapes only (no tensor data is read, for memory-mapped summaries) and returns {}.
+    """
+    optional = optional or {}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected) - set(optional))
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: looks like {what}, but its keys do not fit: missing {missing[:4]}"
+                              f"{' ...' * (len(missing) > 4)}, unexpected {unexpected[:4]}"
+                              f"{' ...' * (len(unexpected) > 4)}")
+    checked = {}
+    for key in [key for key in state if key in expected or key in optional]:
+        tensor, shape = state[key], expected.get(key, optional.get(key))
+        if tensor.layout != torch.strided or not (tensor.is_floating_point() or key.endswith("num_batches_tracked")):
+            raise CheckpointError(f"{path}: looks like {what}, but {key} is not a dense floating-point tensor")
+        if tuple(tensor.shape) != shape:
+            raise CheckpointError(f"{path}: looks like {what}, but {key} has shape {tuple(tensor.shape)}, "
+                                  f"where the other weights imply {shape}")
+        if not values:
+            continue
+        tensor = tensor.to(torch.float32).contiguous()
+        if not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: looks like {what}, but {key} holds NaN or infinite values")
+        if key.endswith(("running_var", "stored_var")) and (tensor < 0).any():
+            raise CheckpointError(f"{path}: looks like {what}, but {key} holds negative variances")
+        checked[key] = tensor
+    return checked
+
+
+def state_keys(path: Path) -> list[str]:
+    """The key names of a .pth/.pt state dict, memory-mapped (no tensor data read); [] for anything else."""
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; claims() must stay quiet
+            warnings.simplefilter("ignore")
+            value = read_torch_file(path, mmap=True)
+    except CheckpointError:
+        return []
+    return [key for key in value if isinstance(key, str)] if isinstance(value, dict) else []
+
+
+def read_state_dict(path: Path, what: str, mmap: bool) -> dict[str, torch.Tensor]:
+    """The file's {name: tensor} (DataParallel prefix removed); CheckpointError "<path>: looks like <what>, but ..."."""
+    try:
+        return tensor_dict(read_torch_file(path, mmap=mmap), path, "the file")
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: looks like {what}, but {str(error).removeprefix(f'{path}: ')}") from None
+
+
+def build(network: nn.Module, state: dict[str, torch.Tensor], device: torch.device) -> nn.Module:
+    """network with state loaded strictly, float32, eval mode, no gradients."""
+    network.load_state_dict(state, strict=True)
+    return network.requires_grad_(False).to(device=device, dtype=torch.float32).eval()
