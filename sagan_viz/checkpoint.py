@@ -1,33 +1,57 @@
 """The one reader and writer of checkpoints: a single .safetensors file per snapshot.
 
 A file holds G, EMA-G and D weights (keys prefixed "G.", "G_ema.", "D.") and JSON
-metadata: the format tag and version, the ModelConfig, and the training record
-(data set, step, wall time, history). Loading never executes code from the file.
+metadata: the format tag and version, the ModelConfig, the training record (data set,
+step, wall time, history) and the SHA-256 of the tensor data. Loading never executes
+code from the file, and checks it in the order that costs least: the file itself, the
+header and config, every tensor's dtype and shape against the config, and only then the
+tensor data (digest, then values that would make an image non-finite).
 """
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from .config import ConfigError, ModelConfig
 from .networks import Discriminator, Generator
+from .safetensors_file import (
+    CheckpointError,
+    SafetensorsHeader,
+    data_digest,
+    open_regular_file,
+    parse_json,
+    read_header,
+    read_tensors,
+)
+from .state_layout import SPECTRAL_U, SPECTRAL_V, SPECTRAL_WEIGHT, TensorSpec, checkpoint_layout, element_count
 
 FORMAT_TAG = "sagan-viz-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # the digest is an optional metadata field: files without one stay version 1
 PARTS = ("G", "G_ema", "D")
-
-
-class CheckpointError(Exception):
-    """A file that cannot be loaded as a sagan-viz checkpoint; the message names it and why."""
+DIGEST_KEY = "data_sha256"  # SHA-256 of the data section (every tensor's bytes, in file order)
+FLOAT_DTYPES = ("F32", "F16", "BF16")  # what this project writes (F32, F16) and what a converter may make
+COUNT_DTYPE = "I64"  # BatchNorm's num_batches_tracked
+# About 2.5x BigGAN's 128x128 G and D: 1.2 GB as float32. A config asking for more is refused before
+# any tensor is read; raise this to load bigger models.
+MAX_ELEMENTS = 300_000_000
+# Adam moves a weight by about lr per step, so from an O(1) init a weight needs over 10^7 steps at lr 1e-3
+# to pass 1e4; trained checkpoints hold |w| < 10. Larger values are damage (3e38 overflows the first
+# product), or float16 bits read as bfloat16. Running variances are squares of activations: bound 1e8.
+MAX_ABS_VALUE = 1e4
+# torch's spectral norm keeps u and v unit vectors (float16 storage changes the norm by ~2e-4).
+UNIT_NORM_TOLERANCE = 0.02
+# For unit u, v the estimate sigma = u^T W v is at most W's spectral norm, which bounds every |W_ij|; with
+# u, v converged (one power iteration per step) max|W| / sigma stays below 1 (bundled files: < 0.5).
+MAX_WEIGHT_OVER_SIGMA = 10.0
 
 
 @dataclass
@@ -42,6 +66,7 @@ class CheckpointContents:
     history: dict
     training: dict = field(default_factory=dict)  # the TrainConfig used, for the record
     state_dicts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # part -> state dict
+    notes: list[str] = field(default_factory=list)  # what a caller may show, e.g. "no digest: damage undetectable"
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -63,6 +88,24 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.fsync(directory)  # make the rename itself durable
     finally:
         os.close(directory)
+
+
+# write_atomically's temporaries: ".{name}.{8 random characters}.tmp" beside the target.
+TEMPORARY_PATTERN = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
+
+
+def remove_interrupted_writes(folder: str | Path, names: re.Pattern[str]) -> list[Path]:
+    """Delete write_atomically's temporaries for targets whose names match `names` (left by a SIGKILL)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        match = TEMPORARY_PATTERN.match(path.name)
+        if match and names.fullmatch(match["name"]) and path.is_file() and not path.is_symlink():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def _storable(state_dict: dict[str, torch.Tensor], half: bool) -> dict[str, torch.Tensor]:
@@ -105,111 +148,183 @@ def save_checkpoint(
         "training": json.dumps(training or {}),
     }
     path = Path(path)
-    write_atomically(path, save_safetensors_bytes(tensors, metadata=metadata))
+    write_atomically(path, serialise_checkpoint(tensors, metadata))
     return path
 
 
-def _read_header_metadata(path: Path, raw: bytes) -> dict[str, str]:
-    # safetensors layout: 8-byte little-endian header length, then a JSON header.
-    if len(raw) < 8:
-        raise CheckpointError(f"{path}: file is too short ({len(raw)} bytes) to be a checkpoint")
-    header_length = int.from_bytes(raw[:8], "little")
-    if header_length <= 0 or 8 + header_length > len(raw):
-        raise CheckpointError(f"{path}: not a safetensors file, or truncated (header length {header_length})")
-    try:
-        header = json.loads(raw[8 : 8 + header_length])
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointError(f"{path}: not a safetensors file (header is not JSON)") from None
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
-    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT_TAG:
-        raise CheckpointError(f"{path}: a safetensors file, but not a sagan-viz checkpoint (no '{FORMAT_TAG}' tag)")
-    return metadata
+def serialise_checkpoint(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """safetensors bytes of tensors and metadata, with the SHA-256 of the tensor data added to the metadata."""
+    metadata = {key: value for key, value in metadata.items() if key != DIGEST_KEY}
+    digest = data_digest(save_safetensors_bytes(tensors, metadata=metadata))  # the data section ignores metadata
+    sealed = save_safetensors_bytes(tensors, metadata={**metadata, DIGEST_KEY: digest})
+    if data_digest(sealed) != digest:
+        raise RuntimeError("safetensors laid out the same tensors in two ways; the digest would not match")
+    return sealed
+
+
+def _is_number(value) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def _check_history(history) -> None:
+    """ValueError unless history is a JSON object whose series (when present) are lists as long as its steps."""
+    if not isinstance(history, dict):
+        raise ValueError("history is not a JSON object")
+    steps = history.get("step", [])
+    if not isinstance(steps, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+        raise ValueError("history's steps are not a list of integers")
+    gamma = history.get("gamma", {})
+    if not isinstance(gamma, dict):
+        raise ValueError("history's gamma is not a JSON object")
+    series = {name: history[name] for name in ("loss_D", "loss_G") if name in history}
+    series.update({f"gamma of {name}": values for name, values in gamma.items()})
+    for name, values in series.items():
+        if not isinstance(values, list) or len(values) != len(steps) or not all(map(_is_number, values)):
+            raise ValueError(f"history's {name} is not a list of {len(steps)} numbers")
 
 
 def _parse_metadata(path: Path, metadata: dict[str, str]) -> dict:
+    if metadata.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{path}: a safetensors file, but not a sagan-viz checkpoint (no '{FORMAT_TAG}' tag)")
     version = metadata.get("version")
     if version != str(FORMAT_VERSION):
         raise CheckpointError(f"{path}: checkpoint format version {version}, this sagan-viz reads {FORMAT_VERSION}")
     try:
-        config = ModelConfig.from_dict(json.loads(metadata["model_config"]))
-        return dict(
+        config = ModelConfig.from_dict(parse_json(metadata["model_config"]))
+        fields = dict(
             config=config,
-            step=int(metadata["step"]),
+            step=parse_json(metadata["step"]),
             wall_time_s=float(metadata["wall_time_s"]),
             dataset=metadata["dataset"],
-            history=json.loads(metadata["history"]),
-            training=json.loads(metadata.get("training", "{}")),
+            history=parse_json(metadata["history"], allow_nan=True),  # a diverged run's losses are NaN
+            training=parse_json(metadata.get("training", "{}")),
         )
+        if not isinstance(fields["step"], int) or isinstance(fields["step"], bool):
+            raise ValueError(f"step {metadata['step']!r} is not an integer")
+        if fields["step"] < 0:
+            raise ValueError(f"step {fields['step']} is negative")
+        if not 0 <= fields["wall_time_s"] < math.inf:
+            raise ValueError(f"wall time {fields['wall_time_s']} s is impossible")
+        _check_history(fields["history"])
+        if not isinstance(fields["training"], dict):
+            raise ValueError("the training record is not a JSON object")
+        digest = metadata.get(DIGEST_KEY)
+        if digest is not None and not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise ValueError(f"{DIGEST_KEY} is not a SHA-256 digest")
+        return fields
     except ConfigError as error:
         raise CheckpointError(f"{path}: its model config is invalid: {error}") from None
     except (KeyError, ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: damaged metadata ({type(error).__name__}: {error})") from None
+        raise CheckpointError(f"{path}: damaged metadata ({type(error).__name__}: {str(error)[:200]})") from None
+
+
+def _listing(keys: list[str]) -> str:
+    return f"{keys[:3]}{'...' if len(keys) > 3 else ''}"
+
+
+def _check_tensor_table(path: Path, config: ModelConfig, header: SafetensorsHeader) -> None:
+    """Every tensor's name, dtype and shape against what the config implies; no tensor data is read."""
+    layout = checkpoint_layout(config)
+    if element_count(layout) > MAX_ELEMENTS:
+        raise CheckpointError(f"{path}: its config describes {element_count(layout):,} weights, more than the "
+                              f"{MAX_ELEMENTS:,} sagan-viz loads")
+    found: dict[str, dict[str, str]] = {part: {} for part in PARTS}
+    for name in header.tensors:
+        part, _, key = name.partition(".")
+        if part not in found:
+            raise CheckpointError(f"{path}: unexpected tensor {name!r} (not part of G, G_ema or D)")
+        found[part][key] = name
+    float_dtypes = sorted({entry.dtype for entry in header.tensors.values() if entry.dtype in FLOAT_DTYPES})
+    if len(float_dtypes) > 1:  # this project writes one float dtype per file; a relabelled tensor shows here
+        raise CheckpointError(f"{path}: its float tensors mix {' and '.join(float_dtypes)}; a checkpoint holds one "
+                              "float dtype: damaged, or some tensors are labelled with another dtype")
+    for part in PARTS:
+        expected: dict[str, TensorSpec] = layout[part]
+        missing, unexpected = sorted(set(expected) - set(found[part])), sorted(set(found[part]) - set(expected))
+        if missing or unexpected:
+            raise CheckpointError(f"{path}: {part} weights do not match the architecture in its config "
+                                  f"(missing {_listing(missing)}, unexpected {_listing(unexpected)})")
+        for key, spec in expected.items():
+            entry = header.tensors[found[part][key]]
+            if entry.shape != spec.shape:
+                raise CheckpointError(f"{path}: {entry.name} has shape {entry.shape}, "
+                                      f"the config's architecture needs {spec.shape}")
+            if entry.dtype not in (FLOAT_DTYPES if spec.floating else (COUNT_DTYPE,)):
+                wanted = "float32, float16 or bfloat16" if spec.floating else "torch.int64"
+                raise CheckpointError(f"{path}: {entry.name} is stored as {entry.torch_dtype}, expected {wanted}")
+
+
+def _read_checked_header(path: Path, stream, file_size: int) -> tuple[SafetensorsHeader, dict]:
+    header = read_header(path, stream, file_size)
+    fields = _parse_metadata(path, header.metadata)
+    _check_tensor_table(path, fields["config"], header)
+    return header, fields
 
 
 def read_checkpoint(path: str | Path) -> CheckpointContents:
     """Read and validate a checkpoint; any problem raises CheckpointError naming the file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    raw = path.read_bytes()
-    fields = _parse_metadata(path, _read_header_metadata(path, raw))
-    try:
-        tensors = load_safetensors_bytes(raw)
-    except (SafetensorError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: truncated or corrupt tensor data ({error})") from None
+    with open_regular_file(path) as (stream, file_size):
+        header, fields = _read_checked_header(path, stream, file_size)
+        tensors, digest = read_tensors(path, stream, header)
+    notes = []
+    if DIGEST_KEY not in header.metadata:
+        notes.append(f"{path.name} carries no digest of its tensor data (written before sagan-viz stored one), "
+                     "so damage to its weights cannot be detected")
+    elif digest != header.metadata[DIGEST_KEY]:
+        raise CheckpointError(f"{path}: tensor data does not match its digest: the file is damaged")
     state_dicts: dict[str, dict[str, torch.Tensor]] = {part: {} for part in PARTS}
-    for key, tensor in tensors.items():
-        part, _, name = key.partition(".")
-        if part not in state_dicts:
-            raise CheckpointError(f"{path}: unexpected tensor {key!r} (not part of G, G_ema or D)")
-        state_dicts[part][name] = tensor
-    contents = CheckpointContents(path=path, state_dicts=state_dicts, **fields)
-    _check_architecture(contents)
-    return contents
+    for name, tensor in tensors.items():
+        part, _, key = name.partition(".")
+        state_dicts[part][key] = tensor
+    for part in PARTS:
+        _check_values(path, part, state_dicts[part])
+    return CheckpointContents(path=path, state_dicts=state_dicts, notes=notes, **fields)
 
 
 def read_checkpoint_summary(path: str | Path) -> CheckpointContents:
-    """Config, step and history of a checkpoint from its header alone (no tensors read)."""
+    """Config, step and history of a checkpoint from its header alone (tensor table checked, no data read)."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    with path.open("rb") as stream:
-        prefix = stream.read(8)
-        length = int.from_bytes(prefix, "little") if len(prefix) == 8 else 0
-        if length > path.stat().st_size:
-            raise CheckpointError(f"{path}: not a safetensors file, or truncated (header length {length})")
-        raw = prefix + stream.read(length)
-    return CheckpointContents(path=path, **_parse_metadata(path, _read_header_metadata(path, raw)))
+    with open_regular_file(path) as (stream, file_size):
+        _, fields = _read_checked_header(path, stream, file_size)
+    return CheckpointContents(path=path, **fields)
 
 
-def _check_part(path: Path, part: str, expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> None:
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: {part} weights do not match the architecture in its config "
-            f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
-            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})"
-        )
-    for key, tensor in expected.items():
-        if tuple(found[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"{path}: {part}.{key} has shape {tuple(found[key].shape)}, "
-                f"the config's architecture needs {tuple(tensor.shape)}"
-            )
-        if found[key].is_floating_point() != tensor.is_floating_point():  # e.g. float bits read as int32
-            raise CheckpointError(f"{path}: {part}.{key} is stored as {found[key].dtype}, expected {tensor.dtype}")
-        if not torch.isfinite(found[key].float()).all():
-            raise CheckpointError(f"{path}: {part}.{key} holds NaN or infinite values")
+def _check_values(path: Path, part: str, state: dict[str, torch.Tensor]) -> None:
+    """Refuse values that a trained network cannot hold and that would make its images non-finite."""
+    for key, tensor in state.items():
+        name = f"{part}.{key}"
+        if not tensor.is_floating_point():
+            if (tensor < 0).any():
+                raise CheckpointError(f"{path}: {name} holds a negative count")
+            continue
+        values = tensor.float()
+        if not torch.isfinite(values).all():
+            raise CheckpointError(f"{path}: {name} holds NaN or infinite values")
+        variance = key.endswith("running_var")
+        if variance and (values < 0).any():
+            raise CheckpointError(f"{path}: {name} holds negative variances")
+        largest, limit = (values.abs().max().item() if values.numel() else 0.0), MAX_ABS_VALUE ** (2 if variance else 1)
+        if largest > limit:
+            raise CheckpointError(f"{path}: {name} holds {largest:.3g}, beyond the {limit:.0e} a trained network "
+                                  "reaches: damaged weights, or data stored under another dtype")
+        if key.endswith((SPECTRAL_U, SPECTRAL_V)) and abs(values.norm().item() - 1) > UNIT_NORM_TOLERANCE:
+            raise CheckpointError(f"{path}: {name} has norm {values.norm().item():.3g}, but spectral norm keeps it "
+                                  "a unit vector: damaged, or data stored under another dtype")
+    for key in (key for key in state if key.endswith(SPECTRAL_WEIGHT)):
+        _check_spectral_estimate(path, f"{part}.{key[: -len(SPECTRAL_WEIGHT)]}", state, key)
 
 
-def _check_architecture(contents: CheckpointContents) -> None:
-    # Built on the CPU, not the meta device: there, spectral norm's power iterations run through
-    # Python reference kernels and cost ~2 s of CPU per read even for a tiny model (~0.05 s here).
-    with torch.random.fork_rng(devices=[]):  # the random init must not move the caller's RNG
-        generator, discriminator = Generator(contents.config), Discriminator(contents.config)
-    for part, module in (("G", generator), ("G_ema", generator), ("D", discriminator)):
-        _check_part(contents.path, part, module.state_dict(), contents.state_dicts[part])
+def _check_spectral_estimate(path: Path, layer: str, state: dict[str, torch.Tensor], weight_key: str) -> None:
+    """sigma = u^T W v must be positive and near W's spectral norm, or W / sigma is infinite or huge."""
+    prefix = weight_key[: -len(SPECTRAL_WEIGHT)]
+    weight, u, v = (state[prefix + suffix].float() for suffix in (SPECTRAL_WEIGHT, SPECTRAL_U, SPECTRAL_V))
+    sigma = torch.dot(u, torch.mv(weight.reshape(weight.shape[0], -1), v)).item()
+    largest = weight.abs().max().item() if weight.numel() else 0.0
+    if not sigma > 0 or largest > MAX_WEIGHT_OVER_SIGMA * sigma:
+        problem = "the weight is all zero" if largest == 0 else "its u, v do not belong to this weight"
+        raise CheckpointError(f"{path}: {layer}: spectral norm's sigma = u^T W v is {sigma:.3g} with max |W| "
+                              f"{largest:.3g}: {problem}, so the normalised weight would be infinite or huge")
 
 
 def _restore(module: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
@@ -218,14 +333,30 @@ def _restore(module: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> No
     module.load_state_dict({key: value.to(reference[key].dtype) for key, value in state_dict.items()})
 
 
+@torch.no_grad()
+def _check_outputs_finite(path: Path, networks: tuple[Generator, Generator, Discriminator]) -> None:
+    """Run each network once on a fixed z: a combination of weights the value checks missed shows up here."""
+    generator, generator_ema, discriminator = networks
+    config, device = generator.config, next(generator.parameters()).device
+    z = torch.randn(1, config.z_dim, generator=torch.Generator().manual_seed(0)).to(device)
+    labels = torch.zeros(1, dtype=torch.long, device=device) if config.conditional else None
+    for part, module in (("G", generator), ("G_ema", generator_ema)):
+        images = module(z, labels)
+        if not torch.isfinite(images).all():
+            raise CheckpointError(f"{path}: its {part} produces non-finite values (NaN/inf): the weights are damaged")
+    if not torch.isfinite(discriminator(images, labels)).all():
+        raise CheckpointError(f"{path}: its D produces non-finite values (NaN/inf): the weights are damaged")
+
+
 def build_networks_from(
     contents: CheckpointContents, device: str | torch.device = "cpu"
 ) -> tuple[Generator, Generator, Discriminator]:
-    """(G, G_ema, D) in eval mode, float32, on device, with the checkpoint's weights."""
+    """(G, G_ema, D) in eval mode, float32, on device, with the checkpoint's weights; CheckpointError if non-finite."""
     networks = (Generator(contents.config), Generator(contents.config), Discriminator(contents.config))
     for part, module in zip(PARTS, networks):
         _restore(module, contents.state_dicts[part])
         module.to(device).eval().requires_grad_(False)
+    _check_outputs_finite(contents.path, networks)
     return networks
 
 
@@ -247,9 +378,11 @@ def save_resume_state(checkpoint_path: str | Path, state: dict) -> Path:
 def load_resume_state(checkpoint_path: str | Path) -> dict:
     """Read the resume sidecar; weights_only=True so that no code in it can run."""
     target = resume_state_path(checkpoint_path)
-    if not target.is_file():
+    if not target.exists():
         raise CheckpointError(f"{target}: missing resume state for {Path(checkpoint_path).name}")
-    try:
-        return torch.load(target, map_location="cpu", weights_only=True)
-    except Exception as error:  # torch raises many types for a damaged file
-        raise CheckpointError(f"{target}: unreadable resume state ({type(error).__name__}: {error})") from None
+    with open_regular_file(target) as (stream, _):  # no FIFO, device or /proc file
+        try:
+            return torch.load(stream, map_location="cpu", weights_only=True)
+        except Exception as error:  # torch raises many types for a damaged file
+            reason = (str(error).strip().splitlines() or [""])[0][:200]
+            raise CheckpointError(f"{target}: unreadable resume state ({type(error).__name__}: {reason})") from None

@@ -6,6 +6,7 @@ layer of every image, while a click needs one row of it.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -113,12 +114,29 @@ class Generation:
             parts.append(f"truncation {self.truncation:g}")
         return " · ".join(parts)
 
+    @property
+    def problem(self) -> str | None:
+        """A sentence when the image, a layer input or a γ is NaN/inf (its numbers would mean nothing), else None.
+
+        Loading refuses files that do this; a γ override or a model from elsewhere can still get here.
+        """
+        where = [] if torch.isfinite(self.image_tensor).all() else ["the image"]
+        where += [name for name, capture in self.layers.items()
+                  if not (math.isfinite(capture.gamma) and torch.isfinite(capture.features).all())]
+        return None if not where else non_finite_warning(", ".join(where))
+
     def layer(self, name: str) -> LayerCapture:
         """The capture of one attention layer; ValueError listing the layers when the name is unknown."""
         if name not in self.layers:
             known = ", ".join(self.layers) or "none: this model has no attention layers"
             raise ValueError(f"unknown attention layer {name!r}; layers: {known}")
         return self.layers[name]
+
+
+def non_finite_warning(where: str) -> str:
+    """What to show instead of numbers computed from NaN/inf values, naming where they appeared."""
+    return (f"this checkpoint produced non-finite values (NaN/inf) in {where}: the image and the attention "
+            "maps cannot be shown as numbers. The file's weights (or a γ set here) are damaged or far out of range.")
 
 
 @contextmanager

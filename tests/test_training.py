@@ -186,6 +186,7 @@ def test_kill_during_a_checkpoint_write_then_resume_continues_exactly(tmp_path, 
     start = read_checkpoint(assert_folder_survived_the_kill(out))
     assert start.step < KILL_STEPS
     run(out, KILL_STEPS, *KILL_FLAGS, "--resume")
+    assert not temporaries(out), "the resumed run left (or kept) temporaries of interrupted writes"
     final = read_checkpoint(out / f"step_{KILL_STEPS:07d}.safetensors")
     history = final.history
     assert history["step"] == list(range(KILL_STEPS + 1))  # fixed interval 1, from 0, no gaps or repeats
@@ -355,3 +356,141 @@ def test_sample_grids_are_written_at_the_interval_with_eight_columns_from_ema_G(
         assert np.array_equal(grid[top : top + tile, left : left + tile], expected[index]), index
     earlier = np.asarray(Image.open(samples / "step_0000002.png").convert("RGB"))
     assert not np.array_equal(earlier, grid)
+
+
+# --- resuming from damaged files ------------------------------------------------------------------------------
+
+RESUME_FLAGS = ("--checkpoint-every", "1", "--history-every", "1", "--sample-every", "1000")
+
+
+@pytest.fixture(scope="module")
+def resumable_run(tmp_path_factory) -> Path:
+    """A 2-step run with checkpoints (and resume state) at steps 0, 1 and 2."""
+    out = tmp_path_factory.mktemp("resumable") / "run"
+    run(out, 2, *RESUME_FLAGS)
+    return out
+
+
+def copy_run(resumable_run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(resumable_run, tmp_path / "run"))
+
+
+def resume_fails(out: Path, capsys, *flags: str) -> str:
+    """Run --resume to step 3 and return its one-line error (exit code 2, no traceback)."""
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY_FLAGS, *RESUME_FLAGS, "--out", str(out), "--steps", "3", "--resume", *flags])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error
+    lines = [line for line in error.splitlines() if "error:" in line]
+    assert len(lines) == 1, error
+    return lines[0]
+
+
+def damage_sidecar(kind: str, sidecar: Path) -> str:
+    """Damage a resume sidecar in one way; returns what the error must say."""
+    saved = torch.load(sidecar, weights_only=True)
+    if kind == "empty dict":
+        torch.save({}, sidecar)
+        return "damaged resume state (no optimizer_g, optimizer_d, data_generator_states, noise_generator_states)"
+    if kind == "optimizers swapped":
+        saved["optimizer_g"], saved["optimizer_d"] = saved["optimizer_d"], saved["optimizer_g"]
+        torch.save(saved, sidecar)
+        return "its optimizer_g state does not fit the networks"
+    if kind == "moment of the wrong shape":
+        saved["optimizer_d"]["state"][0]["exp_avg"] = torch.zeros(3)
+        torch.save(saved, sidecar)
+        return "its optimizer_d state does not fit the networks (exp_avg of shape (3,)"
+    if kind == "optimizer not a dict":
+        saved["optimizer_g"] = [1, 2, 3]
+        torch.save(saved, sidecar)
+        return "its optimizer_g state does not fit the networks"
+    if kind == "no generator states":
+        saved["noise_generator_states"] = []
+        torch.save(saved, sidecar)
+        return "damaged resume state (noise_generator_states: 0 states for rank 0"
+    sidecar.write_bytes(sidecar.read_bytes()[:100])  # truncated
+    return "unreadable resume state"
+
+
+@pytest.mark.parametrize("kind", ["empty dict", "optimizers swapped", "moment of the wrong shape",
+                                  "optimizer not a dict", "no generator states", "truncated"])
+def test_a_damaged_resume_sidecar_is_one_line_naming_it(resumable_run, tmp_path, capsys, kind):
+    out = copy_run(resumable_run, tmp_path)
+    sidecar = out / "step_0000002.resume.pt"
+    reason = damage_sidecar(kind, sidecar)
+    before = sorted(path.name for path in out.iterdir())
+    line = resume_fails(out, capsys)
+    assert f"{sidecar}: " in line and reason in line and "--resume-from-valid" in line, line
+    assert sorted(path.name for path in out.iterdir()) == before  # nothing was written
+
+
+def flip_a_data_bit(path: Path) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[-1000] ^= 0x04
+    path.write_bytes(bytes(raw))
+
+
+def test_a_damaged_newest_checkpoint_is_named_and_skipped_only_when_asked(resumable_run, tmp_path, capsys):
+    out = copy_run(resumable_run, tmp_path)
+    newest = out / "step_0000002.safetensors"
+    flip_a_data_bit(newest)
+    line = resume_fails(out, capsys)
+    assert f"{newest}: tensor data does not match its digest: the file is damaged" in line
+    assert "pass --resume-from-valid to continue from the newest checkpoint that loads" in line
+
+    assert main([*TINY_FLAGS, *RESUME_FLAGS, "--out", str(out), "--steps", "3", "--resume-from-valid"]) == 0
+    said = capsys.readouterr().err
+    assert f"skipping {newest}: tensor data does not match its digest" in said
+    assert "resuming from step_0000001.safetensors (step 1), the newest valid checkpoint" in said
+    # Resumed exactly from step 1: the same as a run that never stopped (step 2 was rewritten on the way).
+    run(tmp_path / "straight", 3, *RESUME_FLAGS)
+    straight = read_checkpoint(tmp_path / "straight" / "step_0000003.safetensors")
+    resumed = read_checkpoint(out / "step_0000003.safetensors")
+    assert_same_networks(straight, resumed)
+    assert straight.history == resumed.history
+    read_checkpoint(newest)  # rewritten by the resumed run
+
+
+def test_an_invalid_file_named_like_a_newer_checkpoint_is_reported_and_can_be_skipped(resumable_run, tmp_path,
+                                                                                       capsys):
+    out = copy_run(resumable_run, tmp_path)
+    impostor = out / "step_9999999.safetensors"
+    impostor.write_bytes(b"not a checkpoint at all, just a file with a checkpoint's name")
+    (out / "step_9999999.resume.pt").write_bytes(b"junk")
+    for odd in ("step_.safetensors", "step_12a.safetensors", "step_3_copy.safetensors"):  # not step_N: ignored
+        (out / odd).write_bytes(b"")
+        (out / odd.replace(".safetensors", ".resume.pt")).write_bytes(b"")
+    line = resume_fails(out, capsys)
+    assert f"{impostor}: not a safetensors file" in line and "--resume-from-valid" in line
+    assert main([*TINY_FLAGS, *RESUME_FLAGS, "--out", str(out), "--steps", "3", "--resume-from-valid"]) == 0
+    said = capsys.readouterr().err
+    assert f"skipping {impostor}" in said and "resuming from step_0000002.safetensors (step 2)" in said
+    assert read_checkpoint(out / "step_0000003.safetensors").history["step"] == [0, 1, 2, 3]
+
+
+def test_resume_from_valid_with_nothing_valid_says_so(resumable_run, tmp_path, capsys):
+    out = copy_run(resumable_run, tmp_path)
+    for path in out.glob("step_*.safetensors"):
+        flip_a_data_bit(path)
+    with pytest.raises(SystemExit) as exit_:
+        main([*TINY_FLAGS, *RESUME_FLAGS, "--out", str(out), "--steps", "3", "--resume-from-valid"])
+    assert exit_.value.code == 2
+    assert_one_line_error(capsys.readouterr().err, "--resume-from-valid: none of the 3 checkpoints")
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_temporaries_left_by_interrupted_writes_are_removed_at_start_and_counted(resumable_run, tmp_path, capsys,
+                                                                                 resume):
+    out = copy_run(resumable_run, tmp_path) if resume else tmp_path / "fresh"
+    out.mkdir(exist_ok=True)
+    leftovers = [".step_0000003.safetensors.a1b2c3d4.tmp", ".step_0000003.resume.pt.zz_9xk2q.tmp",
+                 ".step_0000001.safetensors.q8w7e6r5.tmp"]
+    others = [".notes.txt.k2j3h4g5.tmp", "step_0000003.safetensors.tmp", ".step_0000003.safetensors.tmp"]
+    for name in leftovers + others:
+        (out / name).write_bytes(b"partial write")
+    run(out, 3, *RESUME_FLAGS, *(["--resume"] if resume else []))
+    said = capsys.readouterr().err
+    assert f"removed 3 unfinished temporary file(s) left by an interrupted write in {out}" in said
+    assert not any((out / name).exists() for name in leftovers)
+    assert all((out / name).exists() for name in others)  # not write_atomically's names: not ours to delete

@@ -3,21 +3,40 @@
 Shipped snapshots drop the optimizer sidecar and may store float16 weights (loading restores
 float32); history, config and everything else are kept.
 
+`--add-digest FILE ...` rewrites checkpoints written before sagan-viz stored a digest of the tensor
+data, adding only that digest (every tensor and every other metadata field stays as it was, checked).
+
 Example:
     python -m training.export --run runs/faces32-sagan --out checkpoints/faces32-sagan --count 9 --half
+    python -m training.export --add-digest checkpoints/faces32-sagan/*.safetensors
 """
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from pathlib import Path
 
-from sagan_viz.checkpoint import CheckpointError, build_networks_from, read_checkpoint, save_checkpoint
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+
+from sagan_viz.checkpoint import (
+    DIGEST_KEY,
+    CheckpointError,
+    build_networks_from,
+    read_checkpoint,
+    save_checkpoint,
+    serialise_checkpoint,
+    write_atomically,
+)
+from sagan_viz.safetensors_file import open_regular_file, read_header
+
+from .loop import CHECKPOINT_GLOB, CHECKPOINT_NAME
 
 
 def run_steps(run: Path) -> list[int]:
-    """Steps of every snapshot in a run folder, ascending."""
-    return sorted(int(path.stem.split("_")[1]) for path in run.glob("step_*.safetensors"))
+    """Steps of every snapshot in a run folder, ascending (files not named step_N.safetensors are skipped)."""
+    return sorted(int(match[1]) for path in run.glob(CHECKPOINT_GLOB) if (match := CHECKPOINT_NAME.fullmatch(path.name)))
 
 
 def spread_steps(steps: list[int], count: int, last: int | None = None) -> list[int]:
@@ -46,15 +65,55 @@ def export_snapshot(source: Path, target: Path, half: bool) -> Path:
     )
 
 
+def _file_metadata(path: Path) -> dict[str, str]:
+    with open_regular_file(path) as (stream, size):
+        return read_header(path, stream, size).metadata
+
+
+def _same_tensors(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> bool:
+    """Same names, dtypes, shapes and bits (NaN-safe: compared as raw bytes)."""
+    return first.keys() == second.keys() and all(
+        first[key].dtype == second[key].dtype and first[key].shape == second[key].shape
+        and torch.equal(first[key].reshape(-1).view(torch.uint8), second[key].reshape(-1).view(torch.uint8))
+        for key in first)
+
+
+def add_digest(path: Path) -> bool:
+    """Rewrite an older checkpoint with the digest of its tensor data, nothing else changed; False if it had one."""
+    read_checkpoint(path)  # a damaged file is refused here, not sealed as if it were sound
+    metadata = _file_metadata(path)
+    if DIGEST_KEY in metadata:
+        return False
+    before = load_safetensors_bytes(path.read_bytes())
+    sealed = serialise_checkpoint(before, metadata)
+    after = read_header(path, io.BytesIO(sealed), len(sealed)).metadata
+    if not _same_tensors(before, load_safetensors_bytes(sealed)) or after != {**metadata, DIGEST_KEY: after[DIGEST_KEY]}:
+        raise CheckpointError(f"{path}: re-serialising would change more than the digest; left as it was")
+    write_atomically(path, sealed)
+    read_checkpoint(path)  # and the digest now verifies
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse flags and export."""
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, type=Path, help="a run folder written by training.train")
-    parser.add_argument("--out", required=True, type=Path, help="where the shipped snapshots go")
+    parser.add_argument("--add-digest", nargs="+", type=Path, metavar="FILE",
+                        help="add the tensor-data digest to these older checkpoints in place (nothing else)")
+    parser.add_argument("--run", type=Path, help="a run folder written by training.train")
+    parser.add_argument("--out", type=Path, help="where the shipped snapshots go")
     parser.add_argument("--count", type=int, default=1, help="how many snapshots, spread from first to last")
     parser.add_argument("--last", type=int, default=None, help="newest step to include (default: the newest)")
     parser.add_argument("--half", action="store_true", help="store float16 weights")
     args = parser.parse_args(argv)
+    if args.add_digest:
+        try:
+            for path in args.add_digest:
+                print(f"{path}: {'digest added' if add_digest(path) else 'already has its digest'}")
+        except CheckpointError as error:
+            parser.error(str(error))
+        return 0
+    if args.run is None or args.out is None:
+        parser.error("--run and --out are required (or --add-digest FILE ...)")
     try:
         steps = spread_steps(run_steps(args.run), max(1, args.count), args.last)
         for step in steps:

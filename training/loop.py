@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +14,11 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sagan_viz.checkpoint import (
     CheckpointContents,
+    CheckpointError,
     build_networks_from,
     load_resume_state,
     read_checkpoint,
+    remove_interrupted_writes,
     resume_state_path,
     save_checkpoint,
     save_resume_state,
@@ -35,6 +39,9 @@ from .options import TrainConfig
 from .progress import Progress, save_sample_grid
 
 CHECKPOINT_GLOB = "step_*.safetensors"
+CHECKPOINT_NAME = re.compile(r"step_(\d+)\.safetensors")
+SNAPSHOT_FILE_NAME = re.compile(r"step_\d+\.(safetensors|resume\.pt)")  # a checkpoint or its sidecar
+RESUME_FIELDS = ("optimizer_g", "optimizer_d", "data_generator_states", "noise_generator_states")
 
 
 def hinge_loss_discriminator(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
@@ -75,10 +82,16 @@ def checkpoint_path(out_dir: str | Path, step: int) -> Path:
     return Path(out_dir) / f"step_{step:07d}.safetensors"
 
 
+def resumable_checkpoints(out_dir: str | Path) -> list[Path]:
+    """Snapshots in out_dir named step_N.safetensors that have a resume sidecar, newest first."""
+    named = [(int(match[1]), path) for path in Path(out_dir).glob(CHECKPOINT_GLOB)
+             if (match := CHECKPOINT_NAME.fullmatch(path.name)) and resume_state_path(path).exists()]
+    return [path for _, path in sorted(named, reverse=True)]
+
+
 def find_latest_checkpoint(out_dir: str | Path) -> Path | None:
     """Newest snapshot in out_dir that has its resume sidecar, or None."""
-    candidates = [p for p in Path(out_dir).glob(CHECKPOINT_GLOB) if resume_state_path(p).is_file()]
-    return max(candidates, key=lambda p: int(p.stem.split("_")[1]), default=None)
+    return next(iter(resumable_checkpoints(out_dir)), None)
 
 
 @dataclass
@@ -124,21 +137,50 @@ def new_run_state(options: TrainConfig, config: ModelConfig, device: torch.devic
 def resumed_run_state(
     options: TrainConfig, contents: CheckpointContents, device: torch.device, process: ProcessInfo
 ) -> RunState:
-    """Rebuild the run exactly as the checkpoint and its sidecar left it."""
+    """Rebuild the run exactly as the checkpoint and its sidecar left it (CheckpointError for a damaged sidecar)."""
     generator, generator_ema, discriminator = build_networks_from(contents, device)
     for module in (generator, discriminator):
         module.train().requires_grad_(True)
     optimizer_g, optimizer_d = _optimizers(options, generator, discriminator)
+    sidecar = resume_state_path(contents.path)
     saved = load_resume_state(contents.path)
-    optimizer_g.load_state_dict(saved["optimizer_g"])
-    optimizer_d.load_state_dict(saved["optimizer_d"])
+    missing = [name for name in RESUME_FIELDS if name not in saved] if isinstance(saved, dict) else list(RESUME_FIELDS)
+    if missing:
+        raise CheckpointError(f"{sidecar}: damaged resume state (no {', '.join(missing)})")
+    _load_optimizer(optimizer_g, saved["optimizer_g"], sidecar, "optimizer_g")
+    _load_optimizer(optimizer_d, saved["optimizer_d"], sidecar, "optimizer_d")
     data_generator, noise_generator = torch.Generator(), torch.Generator()
-    data_generator.set_state(saved["data_generator_states"][process.rank])
-    noise_generator.set_state(saved["noise_generator_states"][process.rank])
+    for generator_state, name in ((data_generator, "data_generator_states"), (noise_generator, "noise_generator_states")):
+        states = saved[name]
+        try:
+            generator_state.set_state(states[process.rank])
+        except (IndexError, KeyError, TypeError, RuntimeError) as error:
+            count = len(states) if isinstance(states, (list, tuple)) else "no"
+            raise CheckpointError(f"{sidecar}: damaged resume state ({name}: {count} states for rank "
+                                  f"{process.rank}; {type(error).__name__}: {str(error)[:120]})") from None
     return RunState(
         generator, generator_ema, discriminator, optimizer_g, optimizer_d, data_generator, noise_generator,
         step=contents.step, wall_time_s=contents.wall_time_s, history=contents.history,
     )
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved, sidecar: Path, name: str) -> None:
+    """optimizer.load_state_dict(saved), refusing a state that does not fit its parameters as CheckpointError."""
+    try:
+        optimizer.load_state_dict(saved)
+    except (KeyError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as error:
+        raise CheckpointError(f"{sidecar}: its {name} state does not fit the networks "
+                              f"({type(error).__name__}: {str(error)[:120]})") from None
+    # load_state_dict checks group sizes, not the moments' shapes: a mismatch would fail at the first step.
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            for key, value in optimizer.state.get(parameter, {}).items():
+                if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                    continue
+                if value.shape != parameter.shape or not torch.isfinite(value).all():
+                    raise CheckpointError(f"{sidecar}: its {name} state does not fit the networks ({key} of shape "
+                                          f"{tuple(value.shape)} for a parameter of {tuple(parameter.shape)}, "
+                                          "or non-finite)")
 
 
 def _random_labels(config: ModelConfig, count: int, noise_generator: torch.Generator) -> torch.Tensor | None:
@@ -204,37 +246,78 @@ def write_snapshot(state: RunState, options: TrainConfig, dataset_name: str, pro
     )
 
 
-def prepare_run(options: TrainConfig, config: ModelConfig, resume: bool, device, process) -> RunState:
-    """A fresh run, or the newest checkpoint in out_dir continued (its own model config wins)."""
-    if resume:
-        latest = find_latest_checkpoint(options.out_dir)
-        if latest is None:
-            raise FileNotFoundError(f"--resume: no checkpoint with resume state in {options.out_dir}")
-        contents = read_checkpoint(latest)
-        if contents.dataset != options.data:
-            raise ValueError(f"--resume: {latest} was trained on {contents.dataset!r}, not {options.data!r}")
-        return resumed_run_state(options, contents, device, process)
+def say(process: ProcessInfo, message: str) -> None:
+    """One line for the person running the trainer (main process only), beside the progress bar."""
+    if process.is_main:
+        print(message, file=sys.stderr, flush=True)
+
+
+def prepare_run(options: TrainConfig, config: ModelConfig, resume: bool, device, process,
+                resume_from_valid: bool = False) -> RunState:
+    """A fresh run, or the newest checkpoint in out_dir continued (its own model config wins).
+
+    Temporaries left by an interrupted write are removed first. A damaged newest checkpoint stops a resume,
+    naming it; resume_from_valid continues from the newest checkpoint that loads instead, saying so.
+    """
+    if process.is_main:
+        removed = remove_interrupted_writes(options.out_dir, SNAPSHOT_FILE_NAME)
+        if removed:
+            say(process, f"removed {len(removed)} unfinished temporary file(s) left by an interrupted write in "
+                         f"{options.out_dir}: {', '.join(path.name for path in removed[:3])}"
+                         f"{' ...' if len(removed) > 3 else ''}")
+    if resume or resume_from_valid:
+        return _resume_newest(options, device, process, resume_from_valid)
     if find_latest_checkpoint(options.out_dir) is not None:
         raise FileExistsError(f"{options.out_dir} already holds checkpoints: pass --resume, or choose another --out")
     return new_run_state(options, config, device, process)
 
 
-def train(options: TrainConfig, config: ModelConfig, resume: bool = False) -> RunState:
-    """Train until options.steps, writing samples, history and checkpoints to options.out_dir."""
+def _resume_newest(options: TrainConfig, device, process: ProcessInfo, resume_from_valid: bool) -> RunState:
+    candidates = resumable_checkpoints(options.out_dir)
+    if not candidates:
+        raise FileNotFoundError(f"--resume: no checkpoint with resume state in {options.out_dir}")
+    skipped = []
+    for path in candidates:
+        try:
+            contents = read_checkpoint(path)
+            if contents.dataset != options.data:
+                raise ValueError(f"--resume: {path} was trained on {contents.dataset!r}, not {options.data!r}")
+            state = resumed_run_state(options, contents, device, process)
+        except CheckpointError as error:
+            if not resume_from_valid:
+                raise CheckpointError(f"{error} (pass --resume-from-valid to continue from the newest checkpoint "
+                                      "that loads)") from None
+            say(process, f"skipping {error}")
+            skipped.append(path.name)
+            continue
+        if skipped:
+            say(process, f"resuming from {path.name} (step {contents.step}), the newest valid checkpoint; "
+                         f"left as they are: {', '.join(skipped)}")
+        return state
+    raise CheckpointError(f"--resume-from-valid: none of the {len(candidates)} checkpoints with resume state in "
+                          f"{options.out_dir} can be resumed")
+
+
+def train(options: TrainConfig, config: ModelConfig, resume: bool = False, resume_from_valid: bool = False) -> RunState:
+    """Train until options.steps, writing samples, history and checkpoints to options.out_dir.
+
+    resume continues from the newest checkpoint; resume_from_valid from the newest one that loads.
+    """
     process = process_info_from_environment()
     device = select_device(options.device, process)
     start_process_group(process, device)
     try:
-        return _train(options, config, resume, device, process)
+        return _train(options, config, resume, resume_from_valid, device, process)
     finally:
         end_process_group()
 
 
-def _train(options: TrainConfig, config: ModelConfig, resume: bool, device, process: ProcessInfo) -> RunState:
+def _train(options: TrainConfig, config: ModelConfig, resume: bool, resume_from_valid: bool, device,
+           process: ProcessInfo) -> RunState:
     dataset = load_dataset(options.data, config.resolution, size=options.data_size, seed=options.seed)
     if config.num_classes not in (0, dataset.num_classes):
         raise ValueError(f"config has {config.num_classes} classes but {dataset.name} has {dataset.num_classes}")
-    state = prepare_run(options, config, resume, device, process)
+    state = prepare_run(options, config, resume, device, process, resume_from_valid)
     config = state.generator.config
     G, D = state.generator, state.discriminator
     if process.distributed:

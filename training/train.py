@@ -23,7 +23,7 @@ def _sizes(text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected feature sizes like '16' or '8,16' or 'none', got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected feature sizes like '16' or '8,16' or 'none', got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", required=True, help="folder for checkpoints (step_*.safetensors) and samples/")
     run.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out "
                      "(step, optimizers, EMA, RNG and history); the checkpoint's model config is used")
+    run.add_argument("--resume-from-valid", action="store_true", help="like --resume, but when the newest "
+                     "checkpoint or its resume state is damaged, continue from the newest one that loads (saying so)")
     run.add_argument("--steps", type=int, default=DEFAULTS.steps, help="total generator steps to reach")
     run.add_argument("--device", default=DEFAULTS.device, choices=("auto", "cpu", "cuda", "mps"),
                      help="auto picks cuda, then mps, then cpu")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             if num_classes == 0:
                 parser.error(f"--conditional: {args.data} has no class labels")
         options, config = configs_from_arguments(args, num_classes)
-        train(options, config, resume=args.resume)
+        train(options, config, resume=args.resume, resume_from_valid=args.resume_from_valid)
     except (CheckpointError, ConfigError, ValueError, FileNotFoundError, FileExistsError) as error:
         parser.error(str(error))
     except KeyboardInterrupt:
