@@ -65,9 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                         f"corner; repeat for up to {MAX_QUERIES} queries (none: the image alone)")
     parser.add_argument("--layer", default=None,
                         help="attention layer to show, e.g. G.attn0 or D.attn0 (default: the first layer)")
-    parser.add_argument("--weights", choices=("ema", "raw"), default="ema",
-                        help="generator weights: the EMA average the paper samples from, or the raw last step "
-                        "(default ema)")
+    parser.add_argument("--weights", choices=("ema", "raw", "train-bn"), default=None,
+                        help="generator weights: the EMA average the paper samples from, the raw last step, or "
+                        "(heykeetae) the raw G with batch norm in train mode; default: the file's first (EMA where "
+                        "it has one)")
     parser.add_argument("--scale", type=positive_int, default=8,
                         help="display pixels per generated pixel in the figure (default 8)")
     parser.add_argument("--peaks", type=positive_int, default=3, help="arrows per query (default 3)")
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> Path:
     layer = args.layer or layers[0]
     if layer not in layers:
         parser.error(f"unknown --layer {layer!r}; this model has: {', '.join(layers)}")
+    args.weights = args.weights or model.weight_choices[0]
     if args.weights not in model.weight_choices:
         parser.error(f"--weights {args.weights}: this {model.family} model holds only {', '.join(model.weight_choices)}")
     try:

@@ -34,13 +34,14 @@ def candidate_paths(folder: Path) -> list[Path]:
 
 def discover_checkpoints(folder: str | Path) -> list[CheckpointEntry]:
     """Every readable checkpoint below folder, by run then step; unreadable files skipped."""
-    entries = []
+    entries: dict[Path, CheckpointEntry] = {}
     for path in candidate_paths(Path(folder)):
         try:
-            entries.append(entry_for(path))
+            entry = entry_for(path)
         except CheckpointError:
             continue  # e.g. the feature network of the metrics, or a damaged file
-    return sorted(entries, key=lambda e: (e.run, e.step or 0))
+        entries.setdefault(entry.path, entry)  # the files of one save (StudioGAN's G, G_ema, D) list once
+    return sorted(entries.values(), key=lambda e: (e.run, e.step or 0))
 
 
 def newest_checkpoint(entries: list[CheckpointEntry]) -> CheckpointEntry | None:

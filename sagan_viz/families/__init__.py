@@ -13,10 +13,10 @@ import torch
 
 from ..checkpoint import CheckpointError
 from ..devices import resolve_device
-from . import biggan_deep, biggan_pytorch, heykeetae, sagan
+from . import biggan_deep, biggan_pytorch, heykeetae, mmgen, sagan, studiogan
 from .interface import AttentionLayerInfo, LoadedModel, ModelSummary, TruncationRange
 
-FAMILIES: tuple[ModuleType, ...] = (sagan, biggan_deep, heykeetae, biggan_pytorch)
+FAMILIES: tuple[ModuleType, ...] = (sagan, biggan_deep, heykeetae, biggan_pytorch, studiogan, mmgen)
 
 
 def family_for(path: str | Path) -> ModuleType:

@@ -18,7 +18,7 @@ from torch import nn
 from ..attention import SelfAttention
 from ..checkpoint import CheckpointError
 from ..config import ConfigError
-from .state_files import fold_spectral_norm, read_torch_file
+from .state_files import all_finite, fold_spectral_norm, read_torch_file
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "pytorch_model.bin"
@@ -238,7 +238,7 @@ def check_reference_state(loaded: object, config: BigGANDeepConfig, path: Path) 
         if tuple(tensor.shape) != shape:
             raise CheckpointError(f"{path}: {key} has shape {tuple(tensor.shape)}, the config implies {shape}")
         tensor = tensor.to(torch.float32).contiguous()
-        if not torch.isfinite(tensor).all():
+        if not all_finite(tensor):
             raise CheckpointError(f"{path}: {key} holds NaN or infinite values")
         if key.endswith("running_vars") and (tensor < 0).any():
             raise CheckpointError(f"{path}: {key} holds negative variances")

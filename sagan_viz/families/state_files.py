@@ -5,15 +5,32 @@ cannot run code; mmap=True where the file allows, so looking at key names reads 
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError
 
 DATA_PARALLEL_PREFIX = "module."  # what torch.nn.DataParallel / DDP put in front of every key
+# numpy scalars some peers pickle beside their weights (StudioGAN: best_fid, a numpy float64), under numpy 1's and 2's names; a
+# scalar is rebuilt from a dtype and bytes, nothing runs. Every other global stays refused.
+_SCALAR = (np._core if hasattr(np, "_core") else np.core).multiarray.scalar
+_DTYPES = [getattr(np.dtypes, name) for name in ("Float64DType", "Float32DType", "Int64DType", "Int32DType")
+           ] if hasattr(np, "dtypes") else []  # numpy >= 1.25 builds a dtype through its class
+NUMPY_SCALARS = [_SCALAR, (_SCALAR, "numpy.core.multiarray.scalar"), (_SCALAR, "numpy._core.multiarray.scalar"),
+                 np.dtype, *_DTYPES]
+
+
+def numpy_scalars_allowed():
+    """A context in which torch's weights-only loader also rebuilds numpy scalars (torch >= 2.6)."""
+    allow = getattr(torch.serialization, "safe_globals", None)
+    return contextlib.nullcontext() if allow is None else allow(NUMPY_SCALARS)
+
+
 
 
 def read_torch_file(path: Path, mmap: bool = True) -> object:
@@ -40,6 +57,14 @@ def tensor_dict(value: object, path: Path, what: str) -> dict[str, torch.Tensor]
             raise CheckpointError(f"{path}: {what} holds {key!r}, which is not a named tensor")
         state[key.removeprefix(DATA_PARALLEL_PREFIX)] = tensor
     return state
+
+
+def all_finite(tensor: torch.Tensor) -> bool:
+    """No NaN and no infinity in tensor; min and max carry both, at a sixth of isfinite().all()'s cost."""
+    if tensor.numel() == 0:
+        return True
+    low, high = tensor.aminmax()
+    return bool(torch.isfinite(low) and torch.isfinite(high))
 
 
 def spectral_sigma(weight: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -88,7 +113,7 @@ def check_state_dict(state: dict[str, torch.Tensor], expected: dict[str, tuple[i
         if not values:
             continue
         tensor = tensor.to(torch.float32).contiguous()
-        if not torch.isfinite(tensor).all():
+        if not all_finite(tensor):
             raise CheckpointError(f"{path}: looks like {what}, but {key} holds NaN or infinite values")
         if key.endswith(("running_var", "stored_var")) and (tensor < 0).any():
             raise CheckpointError(f"{path}: looks like {what}, but {key} holds negative variances")
@@ -119,3 +144,29 @@ def build(network: nn.Module, state: dict[str, torch.Tensor], device: torch.devi
     """network with state loaded strictly, float32, eval mode, no gradients."""
     network.load_state_dict(state, strict=True)
     return network.requires_grad_(False).to(device=device, dtype=torch.float32).eval()
+
+
+def check_state_values(state: dict[str, torch.Tensor], fail) -> dict[str, torch.Tensor]:
+    """Float32 copies of a state dict's weights after checking them; fail(reason) makes the error to raise.
+
+    Copies, so a network built from them keeps no tie to a memory-mapped file. Dense floating-point
+    tensors, finite, no negative variances; num_batches_tracked stays an integer;
+    each weight_orig has a u over its rows and a v over the rest, as torch's spectral_norm stores them.
+    """
+    checked = {}
+    for key, tensor in state.items():
+        integer = key.endswith("num_batches_tracked")
+        if tensor.layout != torch.strided or tensor.is_floating_point() == integer or tensor.is_complex():
+            raise fail(f"{key} is not a dense {'integer' if integer else 'floating-point'} tensor")
+        if not integer and not all_finite(tensor):
+            raise fail(f"{key} holds NaN or infinite values")
+        if key.endswith("running_var") and (tensor < 0).any():
+            raise fail(f"{key} holds negative variances")
+        checked[key] = tensor.clone() if integer else tensor.to(torch.float32, copy=True)  # off the mmap'd file
+    for prefix in [key.removesuffix("weight_orig") for key in state if key.endswith("weight_orig")]:
+        rows, rest = checked[prefix + "weight_orig"].reshape(checked[prefix + "weight_orig"].shape[0], -1).shape
+        u, v = checked.get(prefix + "weight_u"), checked.get(prefix + "weight_v")
+        if u is None or v is None or u.shape != (rows,) or v.shape != (rest,):
+            raise fail(f"{prefix}weight_orig has no u of ({rows},) and v of ({rest},) beside it "
+                       f"(found {None if u is None else tuple(u.shape)} and {None if v is None else tuple(v.shape)})")
+    return checked
