@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported, here and in every child
@@ -37,6 +38,9 @@ RESULTS_PATH = BENCHMARKS / "results" / "biggan.json"
 MEMORY_TARGET_BYTES = 20e6
 CLICK_RATIO_TARGET = 1.2
 KEPT_EARLIER_RUNS = 4
+# studio_browser's apps: the studio, the trivial app (Gradio encodes the returned figure: the target's
+# baseline) and the same app returning PNG files written beforehand (Gradio at its leanest)
+BROWSER_APPS = ("studio", "trivial", "trivial_no_overlay", "trivial_files")
 
 import biggan_costs  # noqa: E402
 from biggan_memory import MMAP_THRESHOLD  # noqa: E402
@@ -61,55 +65,64 @@ def memory_in_child(folder: Path, count: int, fixed_threshold: bool) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def figure_sizes(model, layer: str) -> dict[int, list[int]]:
-    """(width, height) of the studio's figure for 1 and 5 queries on this model."""
+def figure_sizes(model, layer: str) -> dict[str, list[int]]:
+    """(width, height) of the studio's figure for 1 and 5 queries on this model, keyed "1" and "5" (as in JSON)."""
     from sagan_viz.app.views import inspect_view
 
     generation = model.generate(seed=7)
     pixels = [(16.0 + 20 * number, 64.0) for number in range(5)]
-    return {count: list(inspect_view(generation, layer, pixels[:count]).figure.size) for count in (1, 5)}
+    return {str(count): list(inspect_view(generation, layer, pixels[:count]).figure.size) for count in (1, 5)}
 
 
 def measure_studio(folder: Path, plan: dict) -> dict:
     """The Inspect tab's click: in-process (callback, Gradio's postprocessing), then in Chromium."""
     import gradio as gr
-    from sagan_viz.app import build_app
     from studio_browser import measure_in_browser
     from studio_server import measure_server_side
+
+    from sagan_viz.app import build_app
 
     studio = build_app(folder.parent, checkpoint=folder, device="cpu")
     server = measure_server_side(studio, folder, plan["clicks"], plan["warm_up"], random.Random(0))
     studio.close()
-    browser = measure_in_browser(folder, plan["pairs"])
+    browser = measure_in_browser(folder, plan["pairs"], apps=BROWSER_APPS)
     return {"gradio": gr.__version__, "server_side": server, "browser": browser}
+
+
+@contextmanager
+def section(loads: dict, name: str):
+    """Record the load average at the start and end of a part of the run."""
+    loads[name] = {"start": load()}
+    yield
+    loads[name]["end"] = load()
 
 
 def measure_all(folder: Path, plan: dict) -> dict:
     """Every part in turn, each with the load average around it."""
-    import sagan_viz
     import torch
     from pytorch_pretrained_biggan import BigGAN
 
+    import sagan_viz
+
     torch.set_num_threads(1)
     parts, loads = {}, {}
-
-    def part(name, call):
-        loads[name] = {"start": load()}
-        parts[name] = call()
-        loads[name]["end"] = load()
-
-    part("load", lambda: biggan_costs.measure_load(folder, plan["load_rounds"]))
+    with section(loads, "load"):
+        parts["load"] = biggan_costs.measure_load(folder, plan["load_rounds"])
     model = sagan_viz.load_checkpoint(folder, device="cpu")
     reference = BigGAN.from_pretrained(str(folder)).eval()
-    part("generate", lambda: biggan_costs.measure_generate(model, reference, plan["generate_rounds"]))
-    del reference
-    part("beta", lambda: biggan_costs.measure_beta(model, "G.attn0", plan["beta_repeats"]))
-    part("generate_profile", lambda: biggan_costs.profile_generate(model))
-    part("figure_pixels", lambda: figure_sizes(model, "G.attn0"))
-    del model
-    part("memory", lambda: {"glibc_default": memory_in_child(folder, plan["memory_generations"], False),
-                            "fixed_mmap_threshold": memory_in_child(folder, plan["memory_generations"], True)})
-    part("studio", lambda: measure_studio(folder, plan))
+    with section(loads, "generate"):
+        parts["generate"] = biggan_costs.measure_generate(model, reference, plan["generate_rounds"])
+        parts["generate_profile"] = biggan_costs.profile_generate(model)
+    with section(loads, "beta"):
+        parts["beta"] = biggan_costs.measure_beta(model, "G.attn0", plan["beta_repeats"])
+    parts["figure_pixels"] = figure_sizes(model, "G.attn0")
+    model = reference = None  # the memory children and the studio load their own
+    with section(loads, "memory"):
+        parts["memory"] = {
+            "glibc_default": memory_in_child(folder, plan["memory_generations"], fixed_threshold=False),
+            "fixed_mmap_threshold": memory_in_child(folder, plan["memory_generations"], fixed_threshold=True)}
+    with section(loads, "studio"):
+        parts["studio"] = measure_studio(folder, plan)
     return {**parts, "load_average": loads}
 
 
@@ -129,8 +142,20 @@ def headline(results: dict) -> dict:
         "click_browser_p50_ms": browser["ms"]["studio"]["p50"],
         "trivial_browser_p50_ms": browser["ms"]["trivial"]["p50"],
         "click_ratio_p50": browser["ratio_to"]["trivial"]["p50"],
+        "trivial_files_browser_p50_ms": browser["ms"]["trivial_files"]["p50"],
+        "click_ratio_to_files_p50": browser["ratio_to"]["trivial_files"]["p50"],
         "load_average_start": results["load_average_start"], "load_average_end": results["load_average_end"],
     }
+
+
+def source_commit() -> str | None:
+    """The commit measured: git's HEAD here, else SAGAN_VIZ_COMMIT (set when running a copy of a commit)."""
+    done = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if done.returncode == 0:
+        dirty = subprocess.run(["git", "-C", str(REPOSITORY), "status", "--porcelain", "sagan_viz"],
+                               capture_output=True, text=True).stdout.strip()
+        return done.stdout.strip() + (" (sagan_viz/ modified)" if dirty else "")
+    return os.environ.get("SAGAN_VIZ_COMMIT")
 
 
 def settings(quick: bool) -> dict:
@@ -162,7 +187,7 @@ def main() -> None:
     import torch
 
     results = {
-        "quick": args.quick, "model": describe_folder(folder), "settings": plan,
+        "quick": args.quick, "commit": source_commit(), "model": describe_folder(folder), "settings": plan,
         "machine": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
         "python": platform.python_version(), "threads": torch.get_num_threads(),
         "load_average_start": load_start, "load_average_end": load(), "wall_s": time.perf_counter() - started,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import gc
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -47,8 +48,9 @@ def alternating(first, second, rounds: int) -> tuple[list[float], list[float]]:
 
 def measure_load(folder: Path, rounds: int) -> dict:
     """Median seconds of our loader and of the reference's from_pretrained, alternating; and their ratio."""
-    import sagan_viz
     from pytorch_pretrained_biggan import BigGAN
+
+    import sagan_viz
 
     ours, reference = alternating(lambda: sagan_viz.load_checkpoint(folder, device="cpu"),
                                   lambda: BigGAN.from_pretrained(str(folder)), rounds)
@@ -73,7 +75,7 @@ def measure_generate(model, reference, rounds: int, warm_up: int = 2) -> dict:
     for number in range(rounds):
         seed = 100 + number
         z = model.latent(seed, TRUNCATION)  # drawn outside the timing: the reference is given it
-        calls, results = (lambda: ours(seed), lambda: reference_forward(z)), [None, None]
+        calls, results = (partial(ours, seed), partial(reference_forward, z)), [None, None]
         for which in ((0, 1) if number % 2 == 0 else (1, 0)):
             gc.collect()
             seconds, results[which] = timed(calls[which])
@@ -92,15 +94,13 @@ def measure_beta(model, layer: str, repeats: int) -> dict:
     whole, first_row, row = [], [], []
     for number in range(repeats + 1):
         capture._query_key = None  # as on a fresh generation: the first row computes the projections
-        seconds, _ = timed(lambda: capture.attention_row(17 * number))
-        first_row.append(seconds)
-        row.append(timed(lambda: capture.attention_row(4095 - 31 * number))[0])
+        first_row.append(timed(partial(capture.attention_row, 17 * number))[0])
+        row.append(timed(partial(capture.attention_row, 4095 - 31 * number))[0])
         gc.collect()
-        seconds, matrix = timed(lambda: generation.attention[layer])
+        seconds, matrix = timed(partial(generation.attention.__getitem__, layer))
         whole.append(seconds)
     shape = tuple(matrix.shape)
-    # random weights attend almost uniformly: more local maxima (find_peaks) and noisier heat maps to encode
-    # than a trained model's peaked rows
+    # how peaked the rows are: the studio draws arrows only to peaks of >= 1.5x uniform (biggan_model.py)
     peak_over_uniform = (matrix.max(dim=1).values * shape[1]).median().item()
     del matrix
     return {"layer": layer, "shape": shape, "bytes": shape[0] * shape[1] * 4,

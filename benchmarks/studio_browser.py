@@ -10,6 +10,9 @@ Three apps, clicked in turn A, B, C, ... in one browser:
 - trivial: one gr.Image whose .select returns a precomputed figure of the size the studio shows at that
   click (Gradio's defaults: it shows the loading overlay, and Gradio encodes the PNG).
 - trivial, no overlay: the same with show_progress="hidden", as the studio's click has.
+- trivial files (only when asked for, as bench_biggan.py does): the figures written beforehand as PNG files
+  in a folder Gradio serves as it is (the studio's own way), returned as paths, no overlay: Gradio at its
+  leanest, without the PNG encoding that the trivial apps pay on every click (~140 ms for a 6-Mpx figure).
 A capture-phase click listener stamps performance.now(); a requestAnimationFrame poll stamps it again when
 every watched <img> has a new src and has finished loading.
 """
@@ -27,7 +30,7 @@ BENCHMARKS = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS.parent
 sys.path[:0] = [str(REPOSITORY), str(BENCHMARKS)]  # runnable as a plain script from anywhere
 
-from studio_server import SEED, display_side, event_function, generate_in_studio, query_cell, random_index, summary  # noqa: E402
+from studio_server import SEED, display_side, generate_in_studio, query_cell, random_index, summary  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -36,7 +39,9 @@ APPS = {  # name -> (the clicked image, the images that must be new before a cli
     "studio": ("#inspect-image", ["#inspect-figure", "#inspect-grid"]),
     "trivial": ("#trivial-image", ["#trivial-image"]),
     "trivial_no_overlay": ("#trivial-image", ["#trivial-image"]),
+    "trivial_files": ("#trivial-image", ["#trivial-image"]),
 }
+DEFAULT_APPS = ("studio", "trivial", "trivial_no_overlay")
 PAGE_TIMER = """() => {
     window.__bench = {clicked: null};
     window.addEventListener('click', () => { window.__bench.clicked = performance.now(); }, true);
@@ -91,6 +96,20 @@ def trivial_app(figures: list, show_progress: str):
     return demo
 
 
+def trivial_files_app(figures: list):
+    """Like trivial_app without its overlay, but each select returns the path of a PNG written beforehand."""
+    import gradio as gr
+
+    from sagan_viz.app.png_files import served_png_files
+
+    files = served_png_files()
+    served = iter([files.write(figure) for figure in figures[1:]])
+    with gr.Blocks(title="trivial files") as demo:
+        image = gr.Image(files.write(figures[0]), format="png", interactive=False, elem_id="trivial-image", buttons=[])
+        image.select(lambda: next(served), None, image, show_progress="hidden")
+    return demo
+
+
 def launch_on_free_port(demo) -> str:
     """Launch demo as launch.py does, on a free local port, without blocking; returns its URL.
 
@@ -108,7 +127,7 @@ def launch_on_free_port(demo) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def serve(checkpoint: Path, pairs: int, seed: int) -> None:
+def serve(checkpoint: Path, pairs: int, seed: int, names: tuple[str, ...] = DEFAULT_APPS) -> None:
     """Build and launch the studio and the trivial apps, print URLs and the click plan, serve until stdin ends."""
     from sagan_viz.app import build_app
 
@@ -116,8 +135,9 @@ def serve(checkpoint: Path, pairs: int, seed: int) -> None:
     state, layer = generate_in_studio(studio, checkpoint)
     plan = click_plan(state, layer, pairs, random.Random(seed))
     figures = matched_figures(state, layer, plan)
-    apps = {"studio": studio, "trivial": trivial_app(figures, "full"),
-            "trivial_no_overlay": trivial_app(figures, "hidden")}
+    builders = {"trivial": lambda: trivial_app(figures, "full"), "trivial_no_overlay": lambda: trivial_app(figures, "hidden"),
+                "trivial_files": lambda: trivial_files_app(figures)}
+    apps = {"studio": studio, **{name: builders[name]() for name in names if name != "studio"}}
     urls = {name: launch_on_free_port(app) for name, app in apps.items()}
     print(json.dumps({"urls": urls, "plan": plan, "display": display_side(state), "layer": layer}), flush=True)
     sys.stdin.read()  # the parent closes our stdin when it is done
@@ -178,15 +198,18 @@ def clicks_in_turn(pages: dict, plan: list[list[int]], display: int) -> dict[str
     return seconds
 
 
-def measure_in_browser(checkpoint: Path, pairs: int, seed: int = SEED) -> dict:
+def measure_in_browser(checkpoint: Path, pairs: int, seed: int = SEED, apps: tuple[str, ...] = DEFAULT_APPS) -> dict:
     """Start the child server, time the clicks in Chromium, stop the child; summaries and ratios."""
     from playwright.sync_api import sync_playwright
 
     child = subprocess.Popen([sys.executable, __file__, "--serve", "--checkpoint", str(checkpoint),
-                              "--pairs", str(pairs), "--seed", str(seed)],
+                              "--pairs", str(pairs), "--seed", str(seed), "--apps", ",".join(apps)],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        served = json.loads(child.stdout.readline())
+        line = child.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the app server ({Path(__file__).name} --serve) exited before serving; its error is above")
+        served = json.loads(line)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             seconds = clicks_in_turn(open_pages(browser, served["urls"]), served["plan"], served["display"])
@@ -199,7 +222,7 @@ def measure_in_browser(checkpoint: Path, pairs: int, seed: int = SEED) -> dict:
             child.kill()
     summaries = {name: summary(values) for name, values in seconds.items()}
     ratios = {}
-    for baseline in ("trivial", "trivial_no_overlay"):
+    for baseline in [name for name in apps if name != "studio"]:
         per_click = [a / b for a, b in zip(seconds["studio"], seconds[baseline])]
         ratios[baseline] = {"p50": summaries["studio"]["p50"] / summaries[baseline]["p50"],
                             "per_click_median": statistics.median(per_click)}
@@ -213,11 +236,12 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--pairs", type=int, required=True)
     parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--apps", default=",".join(DEFAULT_APPS), help="the apps to serve, 'studio' first")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    serve(args.checkpoint.resolve(), args.pairs, args.seed)
+    serve(args.checkpoint.resolve(), args.pairs, args.seed, tuple(args.apps.split(",")))
 
 
 if __name__ == "__main__":
