@@ -25,7 +25,7 @@ from .imaging import upscale_nearest
 from .inspect import Generation
 from .layer_names import network_of
 from .paper_figure import BACKGROUND, TEXT, figure_layout, fitted_font, plain_text, write_lines
-from .queries import figure_caption
+from .queries import figure_caption, query_view
 from .render import QUERY_COLOURS, QueryView, attention_overlay, draw_arrows, draw_markers
 
 METHODS = ("gradient_x_activation", "integrated_gradients")
@@ -297,3 +297,36 @@ def discriminator_figure(generation: Generation, saliency_map, method: str = "sa
     captions = [[f"D(x) = {generation.discriminator_score:+.2f}", f"seed {generation.seed}", "", ""],
                 [name, "Σ over RGB", f"max {values.max():.3g}", f"total {values.sum():.3g}"]]
     return compose_panels(panels, captions, image_size, scale, "Discriminator view: what moves D's score")
+
+
+@dataclass
+class QueryAttribution:
+    """Everything the attribution view of one clicked pixel shows."""
+
+    view: QueryView  # the query: its cell, marker and beta row
+    result: AttributionResult
+    gamma_zero_result: AttributionResult | None
+    beta: np.ndarray  # (H_key, W_key)
+    summary: AttributionSummary
+    figure: Image.Image
+
+
+def attribute_query(model: LoadedModel, generation: Generation, layer: str, pixel: tuple[float, float],
+                    method: str = "gradient_x_activation", gamma_zero: bool = True, progress=None) -> QueryAttribution:
+    """The query under pixel (x, y), its attribution (and, with gamma_zero, the receptive field alone),
+    its beta row, their summary and the figure; progress(fraction, desc=...) is told each step when given."""
+    def report(fraction: float, what: str) -> None:
+        if progress is not None:
+            progress(fraction, desc=what)
+
+    view = query_view(generation, layer, pixel, QUERY_COLOURS[0])
+    report(0.1, "Captum: attribution of the query's pixels")
+    result = query_attribution(model, generation, layer, view.cell, method)
+    baseline = None
+    if gamma_zero:
+        report(0.55, "the same with γ = 0")
+        baseline = query_attribution(model, generation, layer, view.cell, method, gamma_zero=True)
+    beta = query_beta_row(generation, layer, view.cell)
+    figure = attribution_figure(generation, result, beta, gamma_zero_result=baseline)
+    return QueryAttribution(view=view, result=result, gamma_zero_result=baseline, beta=beta,
+                            summary=summarise(result, beta, baseline), figure=figure)

@@ -7,16 +7,17 @@ from dataclasses import dataclass
 import gradio as gr
 
 from ..attribution import (
-    AttributionResult, AttributionSummary, attribution_figure, discriminator_attribution, discriminator_figure,
-    query_attribution, query_beta_row, summarise,
+    AttributionResult,
+    AttributionSummary,
+    attribute_query,
+    discriminator_attribution,
+    discriminator_figure,
 )
 from ..inspect import Generation
 from ..layer_names import network_of
-from ..queries import query_view
-from ..render import QUERY_COLOURS
 from .catalog import CheckpointEntry, ModelCache
-from .errors import shown_to_user
 from .controls import generate_from_controls, generation_controls
+from .errors import shown_to_user
 from .views import clickable_image, clicked_pixel
 
 METHOD_CHOICES = [
@@ -91,21 +92,12 @@ class AttributionTab:
 
     def attribute(self, state: AttributionState, layer: str | None, method: str, gamma_zero: bool, progress):
         """(clickable image, figure, details, state) for the stored query."""
-        generation = state.generation
         if not layer:
             raise ValueError("this checkpoint has no attention layer in G to attribute to")
-        view = query_view(generation, layer, state.query, QUERY_COLOURS[0])
         model = self.cache.get(state.checkpoint)
-        progress(0.1, desc="Captum: attribution of the query's pixels")
-        result = query_attribution(model, generation, layer, view.cell, method)
-        baseline = None
-        if gamma_zero:
-            progress(0.55, desc="the same with γ = 0")
-            baseline = query_attribution(model, generation, layer, view.cell, method, gamma_zero=True)
-        beta = query_beta_row(generation, layer, view.cell)
-        figure = attribution_figure(generation, result, beta, gamma_zero_result=baseline)
-        details = describe(result, summarise(result, beta, baseline), generation.layer(layer).gamma)
-        return clickable_image(generation, [view]), figure, details, state
+        found = attribute_query(model, state.generation, layer, state.query, method, gamma_zero, progress)
+        details = describe(found.result, found.summary, state.generation.layer(layer).gamma)
+        return clickable_image(state.generation, [found.view]), found.figure, details, state
 
     @shown_to_user
     def click(self, state: AttributionState, layer, method: str, gamma_zero: bool, event: gr.SelectData,
