@@ -4,21 +4,25 @@ from __future__ import annotations
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .history import TrainingHistory
+from .layer_names import network_of
 
-def gamma_figure(history: dict, snapshot_steps: list[int] = ()) -> go.Figure:
+
+def gamma_figure(history: TrainingHistory | None, snapshot_steps: list[int] = ()) -> go.Figure:
     """gamma of every attention layer against training step, signed, with snapshot steps marked."""
     figure = go.Figure()
-    layers = (history or {}).get("gamma") or {}
+    history = history or TrainingHistory()
+    layers = history.gamma
     if not layers:
         figure.add_annotation(text="no attention layers", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
         figure.update_layout(title="γ per attention layer", xaxis_visible=False, yaxis_visible=False)
         return figure
-    steps = history.get("step", [])
+    steps = history.steps
     for name, values in layers.items():
         points = [(step, value) for step, value in zip(steps, values) if value is not None]
         figure.add_trace(go.Scatter(
             x=[step for step, _ in points], y=[value for _, value in points], name=name, mode="lines",
-            line_dash="solid" if name.startswith("G.") else "dash",
+            line_dash="solid" if network_of(name) == "G" else "dash",
         ))
     figure.add_hline(y=0, line_color="grey", line_width=1)
     for step in snapshot_steps:
@@ -30,12 +34,13 @@ def gamma_figure(history: dict, snapshot_steps: list[int] = ()) -> go.Figure:
     return figure
 
 
-def loss_figure(history: dict) -> go.Figure:
+def loss_figure(history: TrainingHistory | None) -> go.Figure:
     """Hinge losses of D and G against training step (steps without a value skipped)."""
     figure = go.Figure()
-    steps = (history or {}).get("step", [])
-    for key, name in (("loss_D", "D loss"), ("loss_G", "G loss")):
-        points = [(step, value) for step, value in zip(steps, (history or {}).get(key, [])) if value is not None]
+    history = history or TrainingHistory()
+    steps = history.steps
+    for values, name in ((history.loss_d, "D loss"), (history.loss_g, "G loss")):
+        points = [(step, value) for step, value in zip(steps, values) if value is not None]
         figure.add_trace(go.Scatter(x=[s for s, _ in points], y=[v for _, v in points], name=name, mode="lines"))
     if not steps:
         figure.add_annotation(text="no losses recorded", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)

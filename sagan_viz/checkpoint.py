@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import save as save_safetensors_bytes
 
 from .config import ConfigError, ModelConfig
+from .history import TrainingHistory
 from .networks import Discriminator, Generator
 from .safetensors_file import (
     CheckpointError,
@@ -63,7 +64,7 @@ class CheckpointContents:
     step: int
     wall_time_s: float
     dataset: str
-    history: dict
+    history: TrainingHistory
     training: dict = field(default_factory=dict)  # the TrainConfig used, for the record
     state_dicts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # part -> state dict
     notes: list[str] = field(default_factory=list)  # what a caller may show, e.g. "no digest: damage undetectable"
@@ -128,7 +129,7 @@ def save_checkpoint(
     step: int,
     wall_time_s: float,
     dataset: str,
-    history: dict,
+    history: TrainingHistory | dict,
     training: dict | None = None,
     half: bool = False,
 ) -> Path:
@@ -144,7 +145,7 @@ def save_checkpoint(
         "step": str(int(step)),
         "wall_time_s": repr(float(wall_time_s)),
         "dataset": dataset,
-        "history": json.dumps(history),
+        "history": json.dumps((history if isinstance(history, TrainingHistory) else TrainingHistory.from_dict(history)).to_dict()),
         "training": json.dumps(training or {}),
     }
     path = Path(path)
@@ -160,27 +161,6 @@ def serialise_checkpoint(tensors: dict[str, torch.Tensor], metadata: dict[str, s
     if data_digest(sealed) != digest:
         raise RuntimeError("safetensors laid out the same tensors in two ways; the digest would not match")
     return sealed
-
-
-def _is_number(value) -> bool:
-    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
-
-
-def _check_history(history) -> None:
-    """ValueError unless history is a JSON object whose series (when present) are lists as long as its steps."""
-    if not isinstance(history, dict):
-        raise ValueError("history is not a JSON object")
-    steps = history.get("step", [])
-    if not isinstance(steps, list) or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
-        raise ValueError("history's steps are not a list of integers")
-    gamma = history.get("gamma", {})
-    if not isinstance(gamma, dict):
-        raise ValueError("history's gamma is not a JSON object")
-    series = {name: history[name] for name in ("loss_D", "loss_G") if name in history}
-    series.update({f"gamma of {name}": values for name, values in gamma.items()})
-    for name, values in series.items():
-        if not isinstance(values, list) or len(values) != len(steps) or not all(map(_is_number, values)):
-            raise ValueError(f"history's {name} is not a list of {len(steps)} numbers")
 
 
 def _parse_metadata(path: Path, metadata: dict[str, str]) -> dict:
@@ -205,7 +185,7 @@ def _parse_metadata(path: Path, metadata: dict[str, str]) -> dict:
             raise ValueError(f"step {fields['step']} is negative")
         if not 0 <= fields["wall_time_s"] < math.inf:
             raise ValueError(f"wall time {fields['wall_time_s']} s is impossible")
-        _check_history(fields["history"])
+        fields["history"] = TrainingHistory.from_dict(fields["history"])
         if not isinstance(fields["training"], dict):
             raise ValueError("the training record is not a JSON object")
         digest = metadata.get(DIGEST_KEY)

@@ -2,11 +2,12 @@
 import pytest
 
 from sagan_viz.charts import attention_statistics_figure, gamma_figure, loss_figure
+from sagan_viz.history import TrainingHistory
 
 
 def history(layers):
-    return {"interval": 25, "step": [0, 25, 50, 75], "loss_D": [None, 1.1, 1.0, 0.9],
-            "loss_G": [0.3, 0.4, 0.5, 0.6], "gamma": layers}
+    return TrainingHistory.from_dict({"interval": 25, "step": [0, 25, 50, 75], "loss_D": [None, 1.1, 1.0, 0.9],
+                                      "loss_G": [0.3, 0.4, 0.5, 0.6], "gamma": layers or {}})
 
 
 def test_gamma_figure_has_one_trace_per_layer_and_marks_snapshots():
@@ -24,7 +25,7 @@ def test_gamma_figure_without_layers_says_so(layers):
     figure = gamma_figure(history(layers))
     assert len(figure.data) == 0
     assert "no attention layers" in figure.layout.annotations[0].text
-    assert "no attention layers" in gamma_figure({}).layout.annotations[0].text
+    assert "no attention layers" in gamma_figure(None).layout.annotations[0].text
 
 
 def test_loss_figure_skips_missing_values():
@@ -32,7 +33,7 @@ def test_loss_figure_skips_missing_values():
     by_name = {trace.name: trace for trace in figure.data}
     assert list(by_name["D loss"].x) == [25, 50, 75]
     assert list(by_name["G loss"].y) == [0.3, 0.4, 0.5, 0.6]
-    assert len(loss_figure({}).data) == 2
+    assert len(loss_figure(None).data) == 2
 
 
 def test_attention_statistics_figure_plots_each_statistic_of_each_layer_against_step():
@@ -51,3 +52,17 @@ def test_attention_statistics_figure_plots_each_statistic_of_each_layer_against_
 
 def test_attention_statistics_figure_of_a_model_without_attention_says_so():
     assert "no attention layers" in attention_statistics_figure({0: {}}).layout.annotations[-1].text
+
+
+def test_a_history_round_trips_and_refuses_series_that_do_not_fit():
+    recorded = TrainingHistory.new(["G.attn0"], interval=5)
+    recorded.record(0, None, None, {"G.attn0": 0.0})
+    recorded.record(5, 1.2, -0.3, {"G.attn0": 0.01})
+    assert TrainingHistory.from_dict(recorded.to_dict()) == recorded and recorded.last_step == 5
+    with pytest.raises(ValueError, match="names"):
+        recorded.record(10, 1.0, 0.0, {"D.attn0": 0.1})
+    stored = recorded.to_dict() | {"loss_G": [0.1]}
+    with pytest.raises(ValueError, match="loss_G is not a list of 2 numbers"):
+        TrainingHistory.from_dict(stored)
+    with pytest.raises(ValueError, match="version"):
+        TrainingHistory.from_dict(recorded.to_dict() | {"version": 2})

@@ -26,6 +26,7 @@ from sagan_viz.checkpoint import (
     write_atomically,
 )
 from sagan_viz.config import ModelConfig
+from sagan_viz.history import TrainingHistory
 from sagan_viz.networks import build_networks
 from sagan_viz.state_layout import discriminator_layout, generator_layout
 
@@ -78,7 +79,7 @@ def test_round_trip_reproduces_every_network_and_the_training_record_exactly(net
     contents = read_checkpoint(checkpoint_file)
     assert contents.config == CONFIG
     assert (contents.step, contents.wall_time_s, contents.dataset) == (1234, 56.789, "faces")
-    assert contents.history == HISTORY and contents.training == {"batch_size": 4}
+    assert contents.history == TrainingHistory.from_dict(HISTORY) and contents.training == {"batch_size": 4}
     loaded = build_networks_from(contents)
     assert all(not module.training for module in loaded)
     for original, restored in zip(outputs(networks), outputs(loaded)):

@@ -148,7 +148,7 @@ def test_gamma_moves_away_from_zero_after_a_few_steps_of_the_real_trainer(tmp_pa
                           sample_every=100, history_every=1, progress=False, device="cpu")
     config = ModelConfig(**{**TINY, "g_attention": (8, 16), "d_attention": (16, 8)})
     state = train(options, config)
-    history = state.history["gamma"]
+    history = state.history.gamma
     assert list(history) == attention_layer_names(config)
     for name, series in history.items():
         assert series[0] == 0.0, f"{name} did not start at 0"

@@ -83,7 +83,7 @@ def test_resuming_halfway_gives_the_same_weights_optimizers_and_history_as_one_r
     resumed = read_checkpoint(tmp_path / "halves" / "step_0000004.safetensors")
     assert_same_networks(straight, resumed)
     assert straight.history == resumed.history
-    assert straight.history["step"] == [0, 2, 4]
+    assert straight.history.steps == [0, 2, 4]
     assert_same_nested(load_resume_state(straight.path), load_resume_state(resumed.path))
     halfway = read_checkpoint(tmp_path / "straight" / "step_0000002.safetensors")
     changed = halfway.state_dicts["G"]["linear.parametrizations.weight.original"]
@@ -99,7 +99,7 @@ def test_resuming_from_the_step_zero_checkpoint_does_not_repeat_step_zero(tmp_pa
         "--resume")
     straight = read_checkpoint(tmp_path / "straight" / "step_0000002.safetensors")
     resumed = read_checkpoint(tmp_path / "resumed" / "step_0000002.safetensors")
-    assert resumed.history["step"] == [0, 1, 2]
+    assert resumed.history.steps == [0, 1, 2]
     assert resumed.history == straight.history
     assert_same_networks(straight, resumed)
 
@@ -159,7 +159,7 @@ def assert_folder_survived_the_kill(out: Path) -> Path:
     """Every file named as a checkpoint loads, and the newest resumable one has its resume state."""
     for path in sorted(out.glob(CHECKPOINT_GLOB)):
         contents = read_checkpoint(path)
-        assert contents.history["step"] == list(range(contents.step + 1)), path.name
+        assert contents.history.steps == list(range(contents.step + 1)), path.name
     latest = find_latest_checkpoint(out)
     assert latest is not None
     read_checkpoint(latest)
@@ -189,15 +189,15 @@ def test_kill_during_a_checkpoint_write_then_resume_continues_exactly(tmp_path, 
     assert not temporaries(out), "the resumed run left (or kept) temporaries of interrupted writes"
     final = read_checkpoint(out / f"step_{KILL_STEPS:07d}.safetensors")
     history = final.history
-    assert history["step"] == list(range(KILL_STEPS + 1))  # fixed interval 1, from 0, no gaps or repeats
+    assert history.steps == list(range(KILL_STEPS + 1))  # fixed interval 1, from 0, no gaps or repeats
     kept = start.step + 1
-    for series in ("loss_D", "loss_G"):
-        assert len(history[series]) == KILL_STEPS + 1
-        assert history[series][:kept] == start.history[series]
-    assert history["gamma"].keys() == start.history["gamma"].keys() and len(history["gamma"]) == 2
-    for name, values in history["gamma"].items():
+    for series in ("loss_d", "loss_g"):
+        assert len(getattr(history, series)) == KILL_STEPS + 1
+        assert getattr(history, series)[:kept] == getattr(start.history, series)
+    assert history.gamma.keys() == start.history.gamma.keys() and len(history.gamma) == 2
+    for name, values in history.gamma.items():
         assert len(values) == KILL_STEPS + 1
-        assert values[:kept] == start.history["gamma"][name]
+        assert values[:kept] == start.history.gamma[name]
 
     # The killed-and-resumed run equals one that was never interrupted.
     run(tmp_path / "uninterrupted", KILL_STEPS, "--checkpoint-every", "1000", "--history-every", "1",
@@ -259,7 +259,7 @@ def test_ddp_on_two_cpu_processes_keeps_ranks_identical_and_only_rank_0_writes(t
     resume_state = load_resume_state(final.path)
     data_states = resume_state["data_generator_states"]
     assert len(data_states) == 2 and not torch.equal(data_states[0], data_states[1])  # each rank drew its own data
-    assert final.history["step"] == [0, 1, 2, 3]
+    assert final.history.steps == [0, 1, 2, 3]
 
 
 # --- the command line -----------------------------------------------------------------------------------------
@@ -466,7 +466,7 @@ def test_an_invalid_file_named_like_a_newer_checkpoint_is_reported_and_can_be_sk
     assert main([*TINY_FLAGS, *RESUME_FLAGS, "--out", str(out), "--steps", "3", "--resume-from-valid"]) == 0
     said = capsys.readouterr().err
     assert f"skipping {impostor}" in said and "resuming from step_0000002.safetensors (step 2)" in said
-    assert read_checkpoint(out / "step_0000003.safetensors").history["step"] == [0, 1, 2, 3]
+    assert read_checkpoint(out / "step_0000003.safetensors").history.steps == [0, 1, 2, 3]
 
 
 def test_resume_from_valid_with_nothing_valid_says_so(resumable_run, tmp_path, capsys):

@@ -24,6 +24,7 @@ from sagan_viz.checkpoint import (
     save_resume_state,
 )
 from sagan_viz.config import ModelConfig
+from sagan_viz.history import TrainingHistory
 from sagan_viz.networks import Discriminator, Generator, attention_layer_names, build_networks, gammas
 
 from .data import ImageDataset, load_dataset, sample_batch, to_model_range
@@ -63,20 +64,6 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
         ema_buffer.copy_(buffer)
 
 
-def new_history(layer_names: list[str], interval: int) -> dict:
-    """An empty training history: losses and every gamma, recorded every `interval` steps."""
-    return {"interval": interval, "step": [], "loss_D": [], "loss_G": [], "gamma": {n: [] for n in layer_names}}
-
-
-def record_history(history: dict, step: int, loss_d: float | None, loss_g: float | None, gamma: dict) -> None:
-    """Append one row to the history (losses None at step 0, before any update)."""
-    history["step"].append(step)
-    history["loss_D"].append(loss_d)
-    history["loss_G"].append(loss_g)
-    for name, value in gamma.items():
-        history["gamma"][name].append(value)
-
-
 def checkpoint_path(out_dir: str | Path, step: int) -> Path:
     """Where the snapshot of a given step lives."""
     return Path(out_dir) / f"step_{step:07d}.safetensors"
@@ -107,7 +94,7 @@ class RunState:
     noise_generator: torch.Generator
     step: int
     wall_time_s: float
-    history: dict
+    history: TrainingHistory
 
 
 def _optimizers(options: TrainConfig, generator, discriminator):
@@ -130,7 +117,7 @@ def new_run_state(options: TrainConfig, config: ModelConfig, device: torch.devic
         data_generator=torch.Generator().manual_seed(options.seed * 7919 + process.rank),
         noise_generator=torch.Generator().manual_seed(options.seed * 7919 + 104729 + process.rank),
         step=0, wall_time_s=0.0,
-        history=new_history(attention_layer_names(config), options.history_every),
+        history=TrainingHistory.new(attention_layer_names(config), options.history_every),
     )
 
 
@@ -324,8 +311,8 @@ def _train(options: TrainConfig, config: ModelConfig, resume: bool, resume_from_
         G, D = DistributedDataParallel(G), DistributedDataParallel(D)
     sample_z = torch.randn(64, config.z_dim, generator=torch.Generator().manual_seed(options.seed + 1))
     sample_labels = torch.arange(64) % config.num_classes if config.conditional else None
-    if not state.history["step"]:  # a fresh run; one resumed from the step-0 checkpoint already has this row
-        record_history(state.history, 0, None, None, gammas(state.generator, state.discriminator))
+    if not state.history.steps:  # a fresh run; one resumed from the step-0 checkpoint already has this row
+        state.history.record(0, None, None, gammas(state.generator, state.discriminator))
         write_snapshot(state, options, options.data, process)
     progress = Progress(options.steps, state.step, enabled=options.progress and process.is_main)
     loss_sums, loss_count = torch.zeros(2, device=device), 0
@@ -341,7 +328,7 @@ def _train(options: TrainConfig, config: ModelConfig, resume: bool, resume_from_
         state.wall_time_s += time.perf_counter() - started
         if state.step % options.history_every == 0 or state.step == options.steps:
             mean_d, mean_g = (loss_sums / loss_count).tolist()
-            record_history(state.history, state.step, mean_d, mean_g, gammas(state.generator, state.discriminator))
+            state.history.record(state.step, mean_d, mean_g, gammas(state.generator, state.discriminator))
             progress.show(state.step, mean_d, mean_g, gammas(state.generator, state.discriminator))
             loss_sums.zero_()
             loss_count = 0
