@@ -228,12 +228,12 @@ def query_column(image: np.ndarray, query: QueryView, number: int, key_shape, sc
 
 def paper_figure(
     image: np.ndarray, queries: list[QueryView], key_shape, scale: int = 8, caption: str = "",
-    cache: PanelCache | None = None, title_inset: int = 0,
+    cache: PanelCache | None = None, title_inset: int = 0, image_lines: list[str] | None = None,
 ) -> Image.Image:
     """Figure 1 of SAGAN: the image with query markers, then one attention panel with arrows per query.
 
     With a cache, columns of queries drawn before are reused; the figure is the same pixel for pixel.
-    title_inset: see figure_layout.
+    title_inset: see figure_layout. image_lines: the caption under the image, instead of the key grid's.
     """
     height, width = image.shape[:2]
     image_size = (width, height)
@@ -244,7 +244,7 @@ def paper_figure(
     if layout.title_lines:  # pasted first: the panels below cover the block's spare strip
         title = cached_text_block(cache, list(layout.title_lines), title_font, layout.line_height, text_width_available)
         figure.paste(title, (layout.gap, layout.gap))
-    captions = [image_caption(len(queries), key_shape)]
+    captions = [image_caption(len(queries), key_shape) if image_lines is None else list(image_lines)]
     captions += [query_caption(query, number) for number, query in enumerate(queries, start=1)]
     # One font for every panel, so that numbers compare at a glance.
     lines = [line for panel_lines in captions for line in panel_lines]

@@ -50,3 +50,17 @@ def test_attention_effect_is_what_the_layer_adds_relative_to_its_input(biggan_ge
                 capture.module.gamma.copy_(learned)
         assert effect.shape == capture.query_shape
         assert abs(effect - expected).max() < 1e-4 and effect.max() > 1e-3
+
+
+def test_the_inspect_panels_in_column_and_effect_mode(biggan_generation):
+    from sagan_viz.app.views import inspect_view
+
+    column = inspect_view(biggan_generation, "G.attn0", [(9.0, 30.0), (20.0, 4.0)], mode="column")
+    assert "reverse view" in column.details and column.details.count("\n| ") == 3  # rule + two keys
+    row = inspect_view(biggan_generation, "G.attn0", [(9.0, 30.0), (20.0, 4.0)], mode="row")
+    assert column.figure.size == row.figure.size  # image + two panels either way
+    assert not (column.grid == row.grid).all()  # a column (16x16 query grid) is not a row (8x8 key grid)
+    effect = inspect_view(biggan_generation, "G.attn0", [], mode="effect")
+    assert "where attention acts" in effect.details and "max" in effect.details
+    with pytest.raises(ValueError, match="mode"):
+        inspect_view(biggan_generation, "G.attn0", [], mode="diagonal")

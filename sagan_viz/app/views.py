@@ -7,14 +7,17 @@ import numpy as np
 from PIL import Image
 
 from ..analysis import peaks_mass_share
+from ..attention_views import attention_effect, reverse_view
 from ..grid import display_click_to_pixel
 from ..imaging import upscale_nearest
-from ..inspect import Generation
+from ..inspect import Generation, non_finite_warning
 from ..paper_figure import PanelCache, paper_figure
 from ..queries import figure_caption, layer_capture, query_view
 from ..render import QUERY_COLOURS, QueryView, attention_grid_image, draw_markers
 
+MODES = ("row", "column", "effect")  # where a query looks / who looks at a key / where attention changes x
 DISPLAY_PIXELS = 512  # the clickable image is upscaled (nearest) to about this size
+PANEL_PIXELS = 256  # the figure's panels: 8x a 32-px image, 2x a 128-px one (8x made 1024-px panels, 92 ms a click)
 
 
 @dataclass
@@ -30,6 +33,11 @@ class InspectView:
 def display_scale(resolution: int) -> int:
     """Integer upscale factor so the clickable image is about DISPLAY_PIXELS wide."""
     return max(1, DISPLAY_PIXELS // resolution)
+
+
+def figure_scale(resolution: int) -> int:
+    """Integer upscale factor so each panel of the figure is about PANEL_PIXELS wide."""
+    return max(1, PANEL_PIXELS // resolution)
 
 
 def clicked_pixel(generation: Generation, click_index) -> tuple[float, float]:
@@ -76,16 +84,87 @@ def describe_queries(generation: Generation, layer: str, views: list[QueryView])
     return "\n".join(lines)
 
 
-def inspect_view(generation: Generation, layer: str | None, pixels, columns: PanelCache | None = None) -> InspectView:
+def describe_keys(generation: Generation, layer: str, views: list[QueryView]) -> str:
+    """A Markdown table of how much attention each clicked key position receives (columns of beta)."""
+    capture = generation.layer(layer)
+    uniform = 1 / capture.key_count
+    lines = [
+        f"**{layer}**, reverse view: each click picks a **key** cell on the {capture.key_shape[0]}×"
+        f"{capture.key_shape[1]} key grid; its map, on the {capture.query_shape[0]}×{capture.query_shape[1]} query "
+        f"grid, is the column β<sub>·,i</sub>: how much every query puts on it. Columns do not sum to 1; an "
+        f"average key receives N_query/N_key of the rows' mass. Each map is scaled to its own maximum.",
+        "",
+        "| key | pixel (x, y) | key cell | max β to it | ÷ uniform | received ÷ average key |",
+        "|---|---|---|---|---|---|",
+    ]
+    for index, view in enumerate(views):
+        received = float(view.attention_map.sum()) / (view.attention_map.size * uniform)
+        lines.append(f"| {index + 1} | ({view.pixel[0]:.0f}, {view.pixel[1]:.0f}) | {view.cell} "
+                     f"| {view.attention_map.max():.2e} | {view.attention_map.max() / uniform:.1f}× | {received:.2f}× |")
+    if not views:
+        lines.append("| – | click the image to pick a key | | | | |")
+    return "\n".join(lines)
+
+
+def effect_view(generation: Generation, layer: str) -> tuple[QueryView, str]:
+    """The attention effect ‖γ·o_j‖ / ‖x_j‖ as one panel over the query grid, and its numbers in Markdown."""
+    capture = generation.layer(layer)
+    effect = attention_effect(capture)  # (H, W)
+    strongest = tuple(int(i) for i in np.unravel_index(effect.argmax(), effect.shape))
+    caption = ("attention effect", "‖γ·o_j‖ / ‖x_j‖", f"max {effect.max():.3f} at {strongest}", f"mean {effect.mean():.3f}")
+    view = QueryView(pixel=(-1.0, -1.0), cell=strongest, colour=QUERY_COLOURS[0], attention_map=effect, peaks=[],
+                     caption=caption)
+    details = (
+        f"**{layer}**, where attention acts: at every position j of the {capture.query_shape[0]}×"
+        f"{capture.query_shape[1]} grid, ‖γ·o<sub>j</sub>‖ / ‖x<sub>j</sub>‖, how much the attention branch "
+        f"changes the features relative to what comes in (γ = {capture.gamma:+.4f}). Largest **{effect.max():.3f}** "
+        f"at cell {strongest}, mean {effect.mean():.3f}, smallest {effect.min():.3f}. Scaled to its maximum for display."
+    )
+    return view, details
+
+
+def inspect_view(generation: Generation, layer: str | None, pixels, columns: PanelCache | None = None,
+                 mode: str = "row") -> InspectView:
     """Assemble the Inspect tab's panels; a model without attention shows the image and says so.
 
+    mode "row": each pixel is a query and its map the beta row; "column": each pixel is a key and its map
+    the beta column on the query grid; "effect": one map of where attention changes the features.
     columns: query columns of the figure drawn before (a click then draws only the new query's column).
     """
-    if layer is None:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    problem = generation.problem
+    if layer is None and problem is None:
         figure = paper_figure(generation.image, [], None, caption="this checkpoint has no attention layers")
         return InspectView(clickable_image(generation, []), figure, "This checkpoint has **no attention layers**.", None)
-    views = query_views(generation, layer, pixels)  # computed once: the figure, markers and table share them
-    key_shape = layer_capture(generation, layer).key_shape
-    figure = paper_figure(generation.image, views, key_shape, caption=figure_caption(generation, layer), cache=columns)
+    views = [] if problem else query_views(generation, layer, pixels)  # once: figure, markers and table share them
+    if not all(np.isfinite(view.attention_map).all() for view in views):
+        problem = non_finite_warning(f"β of {layer}")
+    if problem:  # one warning instead of numbers computed from NaN/inf
+        figure = paper_figure(generation.image, [], None, caption="non-finite values (NaN/inf): nothing to show")
+        return InspectView(clickable_image(generation, []), figure, f"⚠️ **{problem}**", None)
+    capture = layer_capture(generation, layer)
+    scale, caption = figure_scale(generation.image.shape[1]), figure_caption(generation, layer)
+    if mode != "row":
+        return other_view(generation, layer, pixels, mode, scale, caption, columns)
+    figure = paper_figure(generation.image, views, capture.key_shape, scale=scale, caption=caption, cache=columns)
     grid = attention_grid_image(views[-1].attention_map, cell_pixels=max(4, 256 // views[-1].attention_map.shape[1])) if views else None
     return InspectView(clickable_image(generation, views), figure, describe_queries(generation, layer, views), grid)
+
+
+def other_view(generation: Generation, layer: str, pixels, mode: str, scale: int, caption: str,
+               columns: PanelCache | None) -> InspectView:
+    """The reverse ("column") or attention-effect ("effect") panels of inspect_view."""
+    capture = generation.layer(layer)
+    grid_lines = [f"queries {capture.query_shape[0]}×{capture.query_shape[1]}"]
+    if mode == "column":
+        views = [reverse_view(generation, layer, pixel, QUERY_COLOURS[i]) for i, pixel in enumerate(pixels)]
+        details = describe_keys(generation, layer, views)
+        markers = views
+    else:
+        effect, details = effect_view(generation, layer)
+        views, markers = [effect], []
+    figure = paper_figure(generation.image, views, capture.query_shape, scale=scale, caption=caption, cache=columns,
+                          image_lines=grid_lines + ["keys clicked" if mode == "column" else "", ""])
+    grid = attention_grid_image(views[-1].attention_map, max(4, 256 // views[-1].attention_map.shape[1])) if views else None
+    return InspectView(clickable_image(generation, markers), figure, details, grid)
