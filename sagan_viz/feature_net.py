@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
 from .checkpoint import CheckpointError, write_atomically
 from .imaging import check_images
+from .safetensors_file import open_regular_file, read_header, read_tensors
 
 FEATURE_NET_FORMAT = "sagan-viz-feature-net"
 FEATURE_NET_VERSION = 2  # 2: a net may carry a classifier (config.classes > 0)
@@ -133,34 +133,37 @@ def save_feature_net(path: str | Path, net: FeatureNet, record: dict) -> Path:
     return path
 
 
-def _feature_net_metadata(path: Path, raw: bytes) -> dict[str, str]:
-    header_length = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else 0
-    try:
-        if header_length <= 0 or 8 + header_length > len(raw):
-            raise ValueError
-        metadata = json.loads(raw[8 : 8 + header_length]).get("__metadata__") or {}
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        raise CheckpointError(f"{path}: not a safetensors file, or truncated") from None
+def _check_metadata(path: Path, metadata: dict[str, str]) -> None:
     if metadata.get("format") != FEATURE_NET_FORMAT:
         raise CheckpointError(f"{path}: a safetensors file, but not a sagan-viz feature net "
                               f"(no '{FEATURE_NET_FORMAT}' tag); make one with python -m training.feature_net")
     if metadata.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{path}: feature net format version {metadata.get('version')}, "
                               f"this sagan-viz reads versions {', '.join(READABLE_VERSIONS)}")
-    return metadata
+
+
+def bundled_feature_net(data_set: str = "faces") -> Path:
+    """The feature net shipped with the package for a data set ('faces' or 'twemoji')."""
+    path = Path(str(resources.files("sagan_viz") / "data" / f"feature_net_{data_set}.safetensors"))
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no bundled feature net for {data_set!r} (make one with python -m training.feature_net)")
+    return path
 
 
 def load_feature_net(path: str | Path, device: str | torch.device = "cpu") -> tuple[FeatureNet, dict]:
-    """(FeatureNet in eval mode, its training record) from a .safetensors file; never executes code from it."""
+    """(FeatureNet in eval mode, its training record) from a .safetensors file; never executes code from it.
+
+    Read through the checkpoints' bounded reader: the file and header are checked before any data is read.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such feature net file (make one with python -m training.feature_net)")
-    raw = path.read_bytes()
-    metadata = _feature_net_metadata(path, raw)
+    with open_regular_file(path) as (stream, size):
+        header = read_header(path, stream, size)
+        _check_metadata(path, header.metadata)
+        tensors, _ = read_tensors(path, stream, header)
     try:
-        net = FeatureNet(FeatureNetConfig(**json.loads(metadata["config"])))
-        net.load_state_dict(load_safetensors_bytes(raw))
-        record = json.loads(metadata.get("record", "{}"))
-    except (SafetensorError, KeyError, TypeError, ValueError, RuntimeError) as error:
+        net = FeatureNet(FeatureNetConfig(**json.loads(header.metadata["config"])))
+        net.load_state_dict(tensors)
+        record = json.loads(header.metadata.get("record", "{}"))
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(f"{path}: damaged feature net ({type(error).__name__}: {error})") from None
     return net.to(device).eval().requires_grad_(False), record

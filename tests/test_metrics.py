@@ -209,3 +209,15 @@ def test_evaluate_refuses_a_checkpoint_not_trained_on_the_faces(tmp_path, capsys
         evaluate.main(["--checkpoint", str(checkpoint), "--samples", "4", "--feature-net",
                        str(tmp_path / "net.safetensors"), "--device", "cpu"])
     assert "procedural faces" in capsys.readouterr().err
+
+
+def test_the_bundled_face_feature_net_is_package_data_read_by_the_bounded_reader(tmp_path):
+    from sagan_viz.checkpoint import CheckpointError
+    from sagan_viz.feature_net import bundled_feature_net
+
+    net, record = load_feature_net(bundled_feature_net("faces"))
+    assert net.config.resolution == 32 and record["held_out_accuracy"]["mouth"] > 0.9
+    truncated = tmp_path / "net.safetensors"
+    truncated.write_bytes(bundled_feature_net("faces").read_bytes()[:-100])
+    with pytest.raises(CheckpointError, match="net.safetensors"):
+        load_feature_net(truncated)

@@ -44,7 +44,7 @@ import numpy as np
 from sagan_viz.checkpoint import CheckpointError, read_checkpoint, read_checkpoint_summary
 from sagan_viz.devices import resolve_device
 from sagan_viz.families.sagan import SaganModel
-from sagan_viz.feature_net import FeatureNet, class_agreement, load_feature_net
+from sagan_viz.feature_net import FeatureNet, bundled_feature_net, class_agreement, load_feature_net
 from sagan_viz.metrics import eye_colour_agreement, frechet_distance, mirror_asymmetry
 from sagan_viz.sampling import attention_statistics, generated_images
 
@@ -53,7 +53,6 @@ from .feature_net import held_out_split, load_labelled_folder
 
 REAL_SEED = 1  # held-out faces every checkpoint is compared with
 OTHER_REAL_SEED = 2  # a second held-out set, for the real-vs-real floor
-DEFAULT_FEATURE_NET = "checkpoints/feature_net.safetensors"
 HALVES_SEED = 0  # which real images of a folder form the two halves of the real-vs-real floor
 
 
@@ -191,7 +190,7 @@ def _folder_model(path: str | Path, real: RealFolder, device: str) -> tuple[Saga
     dataset = read_checkpoint_summary(path).dataset  # header only: refuse before reading any weights
     if dataset == "faces":
         raise ValueError(f"{path}: trained on the procedural faces; score it with the face feature net "
-                         f"(--feature-net {DEFAULT_FEATURE_NET})")
+                         "(the default --feature-net)")
     model = SaganModel(read_checkpoint(path), resolve_device(device))
     if model.conditional and model.num_classes != len(real.classes):
         raise ValueError(f"{path}: {model.num_classes} classes, but the feature net knows {len(real.classes)} "
@@ -309,8 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "yardstick; a folder: the real-vs-real FD floor and the class agreement ceiling")
     parser.add_argument("--samples", type=int, default=1000,
                         help="generated images per checkpoint (faces: also the real faces per FD)")
-    parser.add_argument("--feature-net", default=DEFAULT_FEATURE_NET,
-                        help="made by python -m training.feature_net; one trained on a folder scores that folder's runs")
+    parser.add_argument("--feature-net", default=None,
+                        help="made by python -m training.feature_net; one trained on a folder scores that folder's runs "
+                        "(default: the face net shipped in sagan_viz/data)")
     parser.add_argument("--data", help="a folder feature net's image folder, if it moved (default: the path it records)")
     parser.add_argument("--attention-seeds", type=int, default=16, help="seeds 0..k-1 for attention statistics")
     parser.add_argument("--weights", default="ema", choices=SaganModel.weight_choices, help="EMA-G or the raw G")
@@ -364,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.real_seed == OTHER_REAL_SEED:
         parser.error(f"--real-seed {OTHER_REAL_SEED} is the reference's second held-out set; choose another")
     try:
+        args.feature_net = str(args.feature_net or bundled_feature_net("faces"))
         feature_net, record = load_feature_net(args.feature_net)
         faces = record.get("data", "faces") == "faces"  # files made before folders existed record no data
         if faces and args.data:

@@ -39,7 +39,7 @@ def discover_checkpoints(folder: str | Path) -> list[CheckpointEntry]:
         try:
             entry = entry_for(path)
         except CheckpointError:
-            continue  # e.g. the feature network of the metrics, or a damaged file
+            continue  # a damaged file, or one no family reads
         entries.setdefault(entry.path, entry)  # the files of one save (StudioGAN's G, G_ema, D) list once
     return sorted(entries.values(), key=lambda e: (e.run, e.step or 0))
 
