@@ -55,6 +55,19 @@ UNIT_NORM_TOLERANCE = 0.02
 MAX_WEIGHT_OVER_SIGMA = 10.0
 
 
+SNAPSHOT_GLOB = "step_*.safetensors"  # the snapshots of a run folder
+
+
+def snapshot_stem(step: int) -> str:
+    """'step_0001250': how a run names the files of a step (checkpoint, sidecar, sample grid)."""
+    return f"step_{int(step):07d}"
+
+
+def snapshot_name(step: int) -> str:
+    """'step_0001250.safetensors': the checkpoint file of a step in a run folder."""
+    return f"{snapshot_stem(step)}.safetensors"
+
+
 @dataclass
 class CheckpointContents:
     """What a checkpoint file holds, validated but not yet built into networks."""

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from sagan_viz.checkpoint import CheckpointError, read_checkpoint, read_checkpoint_summary
-from sagan_viz.devices import resolve_device
+from sagan_viz.devices import DEVICE_CHOICES, resolve_device
 from sagan_viz.families.sagan import SaganModel
 from sagan_viz.feature_net import FeatureNet, bundled_feature_net, class_agreement, load_feature_net
 from sagan_viz.metrics import eye_colour_agreement, frechet_distance, mirror_asymmetry
@@ -316,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default="ema", choices=SaganModel.weight_choices, help="EMA-G or the raw G")
     parser.add_argument("--real-seed", type=int, default=REAL_SEED, help="faces: seed of the held-out real faces")
     parser.add_argument("--batch-size", type=int, default=250, help="images per generator call")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--json", help="also write every number to this JSON file")
     return parser
 

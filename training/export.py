@@ -27,6 +27,7 @@ from sagan_viz.checkpoint import (
     read_checkpoint,
     save_checkpoint,
     serialise_checkpoint,
+    snapshot_name,
     write_atomically,
 )
 from sagan_viz.safetensors_file import open_regular_file, read_header
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         steps = spread_steps(run_steps(args.run), max(1, args.count), args.last)
         for step in steps:
-            name = f"step_{step:07d}.safetensors"
+            name = snapshot_name(step)
             print(export_snapshot(args.run / name, args.out / name, args.half))
     except (CheckpointError, ValueError) as error:
         parser.error(str(error))

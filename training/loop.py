@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from sagan_viz.checkpoint import (
+    SNAPSHOT_GLOB,
     CheckpointContents,
     CheckpointError,
     build_networks_from,
@@ -22,6 +23,7 @@ from sagan_viz.checkpoint import (
     resume_state_path,
     save_checkpoint,
     save_resume_state,
+    snapshot_name,
 )
 from sagan_viz.config import ModelConfig
 from sagan_viz.history import TrainingHistory
@@ -39,7 +41,7 @@ from .distributed import (
 from .options import TrainConfig
 from .progress import Progress, save_sample_grid
 
-CHECKPOINT_GLOB = "step_*.safetensors"
+CHECKPOINT_GLOB = SNAPSHOT_GLOB
 CHECKPOINT_NAME = re.compile(r"step_(\d+)\.safetensors")
 SNAPSHOT_FILE_NAME = re.compile(r"step_\d+\.(safetensors|resume\.pt)")  # a checkpoint or its sidecar
 RESUME_FIELDS = ("optimizer_g", "optimizer_d", "data_generator_states", "noise_generator_states")
@@ -66,7 +68,7 @@ def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> No
 
 def checkpoint_path(out_dir: str | Path, step: int) -> Path:
     """Where the snapshot of a given step lives."""
-    return Path(out_dir) / f"step_{step:07d}.safetensors"
+    return Path(out_dir) / snapshot_name(step)
 
 
 def resumable_checkpoints(out_dir: str | Path) -> list[Path]:

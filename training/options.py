@@ -4,6 +4,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from sagan_viz.devices import DEVICE_CHOICES
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -39,7 +41,7 @@ class TrainConfig:
         for name in ("beta1", "beta2", "ema_decay"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name} must be in [0, 1) (got {getattr(self, name)})")
-        if self.device not in ("auto", "cpu", "cuda", "mps"):
+        if self.device not in DEVICE_CHOICES:
             problems.append(f"device must be auto, cpu, cuda or mps (got {self.device!r})")
         if problems:
             raise ValueError("; ".join(problems))

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from sagan_viz.checkpoint import snapshot_stem
 from sagan_viz.imaging import image_grid, to_uint8_images
 
 
@@ -42,7 +43,7 @@ def save_sample_grid(generator_ema, z: torch.Tensor, labels, out_dir: str | Path
     """Write samples/step_XXXXXXX.png: EMA-G (always in eval mode) on a fixed z, 8 per row."""
     device = next(generator_ema.parameters()).device
     images = generator_ema(z.to(device), None if labels is None else labels.to(device))
-    path = Path(out_dir) / "samples" / f"step_{step:07d}.png"
+    path = Path(out_dir) / "samples" / f"{snapshot_stem(step)}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image_grid(to_uint8_images(images), columns=8)).save(path)
     return path

@@ -11,6 +11,7 @@ import sys
 
 from sagan_viz.checkpoint import CheckpointError
 from sagan_viz.config import ATTENTION_VARIANTS, RESOLUTIONS, ConfigError, ModelConfig
+from sagan_viz.devices import DEVICE_CHOICES
 
 from .options import TrainConfig
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume-from-valid", action="store_true", help="like --resume, but when the newest "
                      "checkpoint or its resume state is damaged, continue from the newest one that loads (saying so)")
     run.add_argument("--steps", type=int, default=DEFAULTS.steps, help="total generator steps to reach")
-    run.add_argument("--device", default=DEFAULTS.device, choices=("auto", "cpu", "cuda", "mps"),
+    run.add_argument("--device", default=DEFAULTS.device, choices=DEVICE_CHOICES,
                      help="auto picks cuda, then mps, then cpu")
     run.add_argument("--seed", type=int, default=DEFAULTS.seed, help="seeds init, data order and noise")
     run.add_argument("--sample-every", type=int, default=DEFAULTS.sample_every, help="steps between sample grids")
