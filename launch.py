@@ -7,6 +7,7 @@ import socket
 import sys
 
 DEFAULT_PORT = 7860
+DEFAULT_MAX_UPLOAD_MB = 256  # BigGAN-deep-512's weights are ~230 MB; security.DEFAULT_MAX_UPLOAD_BYTES agrees
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -53,26 +54,47 @@ def build_parser() -> argparse.ArgumentParser:
                         help="address to listen on; 127.0.0.1 keeps the studio private to this machine")
     parser.add_argument("--port", type=int, default=None,
                         help=f"port to listen on (default: {DEFAULT_PORT}, or the next free one)")
-    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link")
+    parser.add_argument("--share", action="store_true", help="also create a public gradio.live link (then any "
+                        "Host name is answered)")
+    parser.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="a Host name to answer to besides 127.0.0.1, localhost and --host (repeatable; e.g. the "
+                        "name a reverse proxy or the LAN uses; '*' answers to any name)")
+    parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, metavar="MB",
+                        help="largest checkpoint upload accepted, in MiB; larger ones are refused before they are stored")
     parser.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse flags, build the studio, serve it."""
+    """Parse flags, build the studio, serve it; its temporary files go when it stops (Ctrl+C, SIGTERM)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from sagan_viz.app import LAUNCH_SETTINGS, build_app  # deferred: --help stays instant
+    if args.max_upload_mb <= 0:
+        parser.error("--max-upload-mb must be a positive number of MiB")
+    from sagan_viz.temp_folder import private_temp_folder  # deferred: --help stays instant
+
+    with private_temp_folder():  # entered before Gradio's import, which notes its temporary folder
+        try:
+            serve(parser, args)
+        except KeyboardInterrupt:  # stopped before Gradio's own wait took over
+            pass
+
+
+def serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Build the studio from the flags and serve it until stopped."""
+    from sagan_viz.app import LAUNCH_SETTINGS, build_app
     from sagan_viz.checkpoint import CheckpointError
 
     try:
         port = choose_port(args.host, args.port)
-        demo = build_app(checkpoint_dir=args.checkpoints, checkpoint=args.checkpoint, device=args.device)
+        demo = build_app(checkpoint_dir=args.checkpoints, checkpoint=args.checkpoint, device=args.device,
+                         allowed_hosts=tuple(args.allow_host))
     except (CheckpointError, ValueError) as error:
         parser.error(str(error))
     print(f"sagan-viz studio on http://{args.host}:{port}  (Ctrl+C to stop)", flush=True)
     demo.launch(server_name=args.host, server_port=port, share=args.share,
-                inbrowser=has_display() and not args.no_browser, **LAUNCH_SETTINGS)
+                inbrowser=has_display() and not args.no_browser, max_file_size=args.max_upload_mb * 2**20,
+                **LAUNCH_SETTINGS)
 
 
 if __name__ == "__main__":

@@ -22,5 +22,7 @@ def wait_for_new_image(page, selector: str, old_source: str | None) -> str:
 
 def click_image_at(page, selector: str, fx: float, fy: float) -> None:
     """Click a Gradio image at a fraction (fx, fy) of its shown width and height."""
-    box = page.locator(f"{selector} img").first.bounding_box()
+    image = page.locator(f"{selector} img").first
+    image.scroll_into_view_if_needed()  # a generate may have scrolled the page: a click above it would hit nothing
+    box = image.bounding_box()
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import gradio as gr
@@ -27,7 +28,8 @@ def launched(monkeypatch):
 def test_help_explains_every_flag():
     done = subprocess.run([sys.executable, "launch.py", "--help"], cwd=REPOSITORY, capture_output=True, text=True)
     assert done.returncode == 0
-    for flag in ("--checkpoint", "--device", "--host", "--port", "--share", "--no-browser"):
+    for flag in ("--checkpoint", "--device", "--host", "--port", "--share", "--no-browser", "--allow-host",
+                 "--max-upload-mb"):
         assert flag in done.stdout
 
 
@@ -69,3 +71,42 @@ def test_a_bad_checkpoint_flag_names_the_file_and_starts_nothing(launched, tiny_
         launch.main(["--checkpoints", str(tiny_checkpoint_dir), "--device", "cpu", "--checkpoint", str(bogus)])
     assert exit_info.value.code == 2 and "weights.safetensors" in capsys.readouterr().err
     assert not launched
+
+
+def test_uploads_are_limited_to_256_mb_by_default_and_the_flag_changes_it(launched, tiny_checkpoint_dir):
+    launch.main(["--checkpoints", str(tiny_checkpoint_dir), "--device", "cpu"])
+    launch.main(["--checkpoints", str(tiny_checkpoint_dir), "--device", "cpu", "--max-upload-mb", "300"])
+    assert [settings["max_file_size"] for settings in launched] == [256 * 2**20, 300 * 2**20]
+    assert 230 * 10**6 < launched[0]["max_file_size"]  # BigGAN-deep-512's weights fit
+
+
+def test_every_launch_gets_the_request_guard_with_the_hosts_asked_for(launched, tiny_checkpoint_dir):
+    from sagan_viz.app.security import RequestGuard
+
+    launch.main(["--checkpoints", str(tiny_checkpoint_dir), "--device", "cpu", "--allow-host", "studio.lan"])
+    launch.main(["--checkpoints", str(tiny_checkpoint_dir), "--device", "cpu", "--share"])
+    policies = []
+    for settings in launched:
+        (middleware,) = settings["app_kwargs"]["middleware"]
+        assert middleware.cls is RequestGuard
+        policies.append(middleware.kwargs["policy"])
+    assert policies[0].host_names == {"127.0.0.1", "localhost", "studio.lan"}
+    assert policies[0].max_upload_bytes == 256 * 2**20
+    assert policies[1].host_names is None  # a share link arrives under its own gradio.live name
+
+
+def test_the_private_temporary_folder_is_gone_and_tempfile_restored_after_launch(launched, tiny_checkpoint_dir,
+                                                                                monkeypatch):
+    seen = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: seen.append(Path(tempfile.gettempdir())))
+    before = tempfile.tempdir
+    launch.main(["--checkpoints", str(tiny_checkpoint_dir), "--device", "cpu"])
+    (private,) = seen
+    assert private.name.startswith("sagan-viz-") and not private.exists()
+    assert tempfile.tempdir == before
+
+
+def test_a_non_positive_upload_limit_is_refused(launched, tiny_checkpoint_dir, capsys):
+    with pytest.raises(SystemExit):
+        launch.main(["--checkpoints", str(tiny_checkpoint_dir), "--max-upload-mb", "0"])
+    assert "--max-upload-mb" in capsys.readouterr().err and not launched

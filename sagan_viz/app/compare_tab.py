@@ -15,7 +15,7 @@ from ..queries import figure_caption
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
 from .controls import WEIGHT_CHOICES, checkpoint_choices
 from .errors import shown_to_user
-from .png_files import served_png_files
+from .session_files import StudioFiles
 from .state import CompareState, add_query
 from .views import clickable_image, clicked_pixel, query_views
 
@@ -76,15 +76,16 @@ def comparison_panel(generation, layer: str, pixels, title: str, columns: PanelC
 class CompareTab:
     """Builds the tab and wires thin callbacks."""
 
-    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None,
+                 files: StudioFiles | None = None) -> None:
         self.cache = cache
         self.entries = entries
         self.default = default
         self.labels = {str(e.path): e.label for e in entries}
         self.columns = PanelCache(capacity=4 * 5 * 4)  # every panel's columns, several clicks back
-        self.pngs = served_png_files()
+        self.files = files or StudioFiles()  # each session's PNG files
 
-    def panels(self, state: CompareState, layer: str):
+    def panels(self, state: CompareState, layer: str, request: gr.Request | None = None):
         """The reference image (first checkpoint) and one panel per checkpoint, padded with hidden slots."""
         reference = state.generations[0]
         views = query_views(reference, layer, state.queries) if layer in reference.layers else []
@@ -93,13 +94,15 @@ class CompareTab:
             title = self.labels.get(path, path)
             pixels = rescale_pixels(state.queries, reference.image_size, generation.image_size)
             panel = comparison_panel(generation, layer, pixels, title, self.columns)
-            updates.append(gr.update(value=self.pngs.write(panel, "compare"), label=title, visible=True))
+            path = self.files.write_png(request, "compare", panel, "compare")
+            updates.append(gr.update(value=path, label=title, visible=True))
         updates += [gr.update(value=None, visible=False)] * (MAX_PANELS - len(updates))
-        return (self.pngs.write(clickable_image(reference, views), "reference"), *updates, state)
+        reference_path = self.files.write_png(request, "compare", clickable_image(reference, views), "reference")
+        return (reference_path, *updates, state)
 
     @shown_to_user
     def generate(self, checkpoints: list[str], seeds, classes, truncation, weights: str, layer: str,
-                 state: CompareState):
+                 state: CompareState, request: gr.Request = None):
         """Every chosen checkpoint × seed × class, one panel each (queries are kept)."""
         if not checkpoints:
             raise ValueError("choose at least one checkpoint to compare")
@@ -118,27 +121,27 @@ class CompareTab:
                 seed=seed, label=label, weights=weights if weights in model.weight_choices else model.weight_choices[0],
                 truncation=None if model.truncation is None else float(truncation)))
         state = dataclasses.replace(state, checkpoints=[path for path, *_ in requests], generations=generations)
-        return self.panels(state, layer)
+        return self.panels(state, layer, request)
 
     @shown_to_user
-    def click(self, state: CompareState, layer: str, event: gr.SelectData):
+    def click(self, state: CompareState, layer: str, event: gr.SelectData, request: gr.Request = None):
         """A click on the reference image adds the same query to every panel."""
         if not state.generations:
             raise ValueError("press Compare first")
         pixel = clicked_pixel(state.generations[0], event.index)
-        return self.panels(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer)
+        return self.panels(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
 
     @shown_to_user
-    def rerender(self, state: CompareState, layer: str):
+    def rerender(self, state: CompareState, layer: str, request: gr.Request = None):
         """Another layer or cleared queries: redraw from the stored generations."""
         if not state.generations:
             return (gr.skip(),) * (MAX_PANELS + 2)
-        return self.panels(state, layer)
+        return self.panels(state, layer, request)
 
     @shown_to_user
-    def clear(self, state: CompareState, layer: str):
+    def clear(self, state: CompareState, layer: str, request: gr.Request = None):
         """Drop every query in every panel."""
-        return self.rerender(dataclasses.replace(state, queries=[]), layer)
+        return self.rerender(dataclasses.replace(state, queries=[]), layer, request)
 
     def build(self) -> None:
         """Create the components inside the current gr.Blocks and wire the events."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import gradio as gr
 
@@ -9,7 +10,7 @@ from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, entry_for
 from .controls import checkpoint_choices, generate_from_controls, generation_controls, model_option_updates
 from .errors import shown_to_user
-from .png_files import served_png_files
+from .session_files import StudioFiles
 from .state import InspectState, add_query
 from .views import clicked_pixel, inspect_view
 
@@ -27,23 +28,28 @@ def status_line(model, generation) -> str:
 class InspectTab:
     """Builds the tab's components and wires thin callbacks to the library."""
 
-    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None,
+                 files: StudioFiles | None = None) -> None:
         self.cache = cache
         self.entries = entries
         self.default = default
         self.columns = PanelCache()  # figure columns already drawn, shared by this tab's sessions
-        self.pngs = served_png_files()
+        self.files = files or StudioFiles()  # each session's PNG files and uploads
 
-    def render(self, state: InspectState, layer: str | None):
-        """All outputs that depend on (generation, layer, queries), images as PNG files written once."""
+    def render(self, state: InspectState, layer: str | None, request: gr.Request | None = None):
+        """All outputs that depend on (generation, layer, queries), images as PNG files of the session."""
         view = inspect_view(state.generation, layer or None, state.queries, self.columns)
-        figure = self.pngs.write(view.figure)  # shown, and offered by the download button
-        grid = None if view.grid is None else self.pngs.write(view.grid, "grid")
-        return self.pngs.write(view.display, "image"), figure, view.details, grid, figure, state
+
+        def png(image, name: str) -> str:
+            return self.files.write_png(request, "inspect", image, name)
+
+        figure = png(view.figure, "figure")  # shown, and offered by the download button
+        grid = None if view.grid is None else png(view.grid, "grid")
+        return png(view.display, "image"), figure, view.details, grid, figure, state
 
     @shown_to_user
     def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
-                 state: InspectState):
+                 state: InspectState, request: gr.Request = None):
         """Load (cached) and generate; queries stay, so seeds can be compared at the same points."""
         if not checkpoint:
             raise ValueError("choose a checkpoint first")
@@ -52,45 +58,51 @@ class InspectTab:
         layers = model.attention_layer_names()
         layer = layer if layer in layers else (layers[0] if layers else None)
         state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation)
-        outputs = self.render(state, layer)
+        outputs = self.render(state, layer, request)
         return (*outputs, gr.update(choices=layers, value=layer), status_line(model, generation))
 
     @shown_to_user
-    def click(self, state: InspectState, layer: str | None, event: gr.SelectData):
+    def click(self, state: InspectState, layer: str | None, event: gr.SelectData, request: gr.Request = None):
         """Add the clicked pixel as a query and answer from the stored beta (no network runs)."""
         if state.generation is None:
             raise ValueError("generate an image first")
         pixel = clicked_pixel(state.generation, event.index)
-        return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer)
+        return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
 
     @shown_to_user
-    def change_layer(self, state: InspectState, layer: str | None):
+    def change_layer(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Same queries, another layer."""
         if state.generation is None:
             return (gr.skip(),) * 6
-        return self.render(state, layer)
+        return self.render(state, layer, request)
 
     @shown_to_user
-    def remove_last(self, state: InspectState, layer: str | None):
+    def remove_last(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Drop the newest query."""
         if state.generation is None:
             return (gr.skip(),) * 6
-        return self.render(dataclasses.replace(state, queries=state.queries[:-1]), layer)
+        return self.render(dataclasses.replace(state, queries=state.queries[:-1]), layer, request)
 
     @shown_to_user
-    def clear(self, state: InspectState, layer: str | None):
+    def clear(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Drop every query."""
         if state.generation is None:
             return (gr.skip(),) * 6
-        return self.render(dataclasses.replace(state, queries=[]), layer)
+        return self.render(dataclasses.replace(state, queries=[]), layer, request)
 
     @shown_to_user
-    def upload(self, path: str | None):
-        """Check an uploaded file; a good checkpoint joins the list and is selected."""
+    def upload(self, path: str | None, request: gr.Request = None):
+        """Check an uploaded file (kept in the session's own folder); a good checkpoint joins the list and is
+        selected. A bad one is deleted and named in the message by its own file name (errors.py)."""
         if not path:
-            return (gr.skip(),) * 5
-        entry = entry_for(path)  # CheckpointError -> a message, the app stays as it was
-        self.cache.get(path)
+            return (gr.skip(),) * 6
+        kept = self.files.keep_upload(request, path)
+        try:
+            entry = dataclasses.replace(entry_for(kept), run=Path(kept).name)  # labelled by the user's file name
+            self.cache.get(kept)
+        except Exception:
+            self.files.discard_upload(kept)
+            raise  # CheckpointError -> a message; the app stays as it was
         choices = checkpoint_choices(self.entries) + [(f"uploaded: {entry.label}", str(entry.path))]
         return (gr.update(choices=choices, value=str(entry.path)), *model_option_updates(entry),
                 f"Loaded **{entry.label}** from the upload.")
@@ -123,5 +135,7 @@ class InspectTab:
         layer.input(self.change_layer, [state, layer], rendered)
         remove.click(self.remove_last, [state, layer], rendered)
         clear.click(self.clear, [state, layer], rendered)
-        controls.upload.upload(self.upload, [controls.upload],
-                               [checkpoint, controls.class_choice, controls.truncation, weights, status])
+        # One upload checked and loaded at a time: loading takes memory of the file's size (up to the upload limit).
+        controls.upload.upload(self.upload, [controls.upload], [checkpoint, controls.class_choice, controls.truncation,
+                                                                weights, controls.class_search, status],
+                               concurrency_limit=1)

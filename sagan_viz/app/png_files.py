@@ -1,8 +1,8 @@
-"""The PNG files the studio hands Gradio: written once, in a temporary folder that keeps only the newest."""
+"""The PNG files the studio hands Gradio: written once, under names nobody can guess, the newest kept."""
 from __future__ import annotations
 
 import atexit
-import itertools
+import secrets
 import shutil
 import tempfile
 import threading
@@ -15,40 +15,45 @@ from PIL import Image
 
 from ..imaging import encode_png
 
-# The page links to these files directly (served_png_files), so a file must outlive the view showing it:
-# a figure's download button still points at it after later clicks. ~100 KB a click: at most ~35 MB a tab.
+# The page links to these files directly, so a file must outlive the view showing it: a figure's download
+# button still points at it after later clicks. The studio keeps far fewer per session (session_files.py).
 KEPT_FILES = 1000
+NAME_BYTES = 16  # 128 random bits per file name: a served file cannot be found by trying names
 
 
 class PngFiles:
     """Writes images as PNG files in one folder of its own and deletes all but the newest `keep`.
 
     The app returns paths instead of pictures so that Gradio does not encode the images again, and so
-    that the figure and its download button share one file. One instance per tab: its
-    sessions' callbacks run in threads, hence the lock. Images are encoded one after the other: two
-    encoder threads saved 2 ms per click alone, but made a click in the browser 8 ms slower (the threads
-    took the CPU from the browser on this 2-core machine; benchmarks/README.md).
+    that the figure and its download button share one file. Names are random (secrets.token_urlsafe): the
+    folder is served to anyone who has a file's URL, so a URL must be impossible to guess. Callbacks run in
+    threads, hence the lock. Images are encoded one after the other: two encoder threads saved 2 ms per
+    click alone, but made a click in the browser 8 ms slower (the threads took the CPU from the browser on
+    this 2-core machine; benchmarks/README.md).
     """
 
     def __init__(self, folder: str | Path | None = None, keep: int = KEPT_FILES) -> None:
         self.keep = keep
         self._folder = Path(folder) if folder is not None else None
         self._written: deque[Path] = deque()
-        self._numbers = itertools.count()
+        self._made = False
         self._lock = threading.Lock()
 
     def folder(self) -> Path:
-        """The folder the files go to (a fresh temporary one, made on first use and removed at exit)."""
+        """The folder the files go to (made on first use; without one given, a temporary one removed at exit)."""
         with self._lock:
             if self._folder is None:
                 self._folder = Path(tempfile.mkdtemp(prefix="sagan-viz-figures-"))
                 atexit.register(shutil.rmtree, self._folder, ignore_errors=True)
+            if not self._made:
+                self._folder.mkdir(parents=True, exist_ok=True)
+                self._made = True
             return self._folder
 
     def write(self, image: Image.Image | np.ndarray, name: str = "figure") -> str:
-        """Write image as `<name>-<number>.png` and return its path; the oldest files past `keep` are deleted."""
+        """Write image as `<name>-<random>.png` and return its path; the oldest files past `keep` are deleted."""
         pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
-        path = self.folder() / f"{name}-{next(self._numbers):09d}.png"
+        path = self.folder() / f"{name}-{secrets.token_urlsafe(NAME_BYTES)}.png"
         path.write_bytes(encode_png(np.ascontiguousarray(pixels)))
         with self._lock:
             self._written.append(path)

@@ -1,0 +1,335 @@
+"""The studio under several users: click latency at human pace, and clicks per second at saturation.
+
+    python benchmarks/bench_load.py [--checkpoint PATH] [--users 8] [--seconds 60] [--quick] [--concurrency N]
+
+The studio is served on 127.0.0.1 by a child process built as launch.py builds it (this file with --serve),
+so that the clients do not share its GIL. Users speak Gradio's queue API as the page does: POST
+/gradio_api/queue/join, then the event's answer from the /gradio_api/queue/data stream, then a GET of each
+PNG file the answer names (as the browser fetches them). Phases, each bounded in time and count:
+
+1. one user at human pace (a click a second, a Generate every 10 s), for a reference;
+2. --users users at the same pace for --seconds; targets: p95 click latency <= 1.5x the single user's,
+   no errors, no answer from another session;
+3. saturation: the same users clicking as fast as answers come, --saturation-seconds: clicks per second
+   served (and one user alone the same way, for the p50 the issue compared against).
+
+A click's latency runs from the join request to its answer (files fetched afterwards are timed apart). An
+answer is from another session when its query table does not list exactly this user's own clicks, or
+its files are not in the folder of this user's earlier files, or that folder is another user's.
+Prints a Markdown table, writes benchmarks/results/load.json (load averages included: the machine is shared).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parent
+REPOSITORY = BENCHMARKS.parent
+sys.path[:0] = [str(REPOSITORY), str(BENCHMARKS)]  # runnable as a plain script from anywhere
+RESULTS_PATH = BENCHMARKS / "results" / "load.json"
+DISPLAY = 512  # the clickable image's width and height in display pixels (32 px upscaled x16)
+GENERATED = 32
+MAX_CLICKS_PER_USER = 5000  # a bound on any phase, whatever the timing
+TIMEOUT = 60.0
+
+
+def default_checkpoint() -> Path:
+    """The newest step_*.safetensors of the bundled faces32-sagan run."""
+    found = sorted((REPOSITORY / "checkpoints" / "faces32-sagan").glob("step_*.safetensors"))
+    if not found:
+        raise SystemExit("no checkpoints/faces32-sagan/step_*.safetensors; pass --checkpoint")
+    return found[-1]
+
+
+def load() -> list[float]:
+    """1, 5 and 15 minute load averages, rounded."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used (Linux /proc), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summary(seconds: list[float]) -> dict:
+    """p50, p95, max and count, in milliseconds."""
+    if not seconds:
+        return {"n": 0}
+    values = sorted(1e3 * s for s in seconds)
+    p95 = values[min(len(values) - 1, round(0.95 * (len(values) - 1)))]
+    return {"p50": round(statistics.median(values), 1), "p95": round(p95, 1), "max": round(values[-1], 1),
+            "n": len(values)}
+
+
+# The server (child process) -----------------------------------------------------------------------------------
+
+def serve(checkpoint: Path, port: int, concurrency: int | None, switch_interval: float | None) -> None:
+    """Build the studio as launch.py does and serve it on 127.0.0.1:port until killed."""
+    from sagan_viz.temp_folder import private_temp_folder
+
+    if switch_interval is not None:  # to compare settings
+        sys.setswitchinterval(switch_interval)
+
+    with private_temp_folder():
+        from sagan_viz.app import LAUNCH_SETTINGS, build_app
+
+        demo = build_app(checkpoint.parent.parent, checkpoint=checkpoint, device="cpu")
+        if concurrency is not None:  # to compare settings; the studio's own is build_app's
+            demo.queue(default_concurrency_limit=concurrency)
+        try:
+            demo.launch(server_name="127.0.0.1", server_port=port, quiet=True, **LAUNCH_SETTINGS)
+        except KeyboardInterrupt:
+            pass
+
+
+def start_server(checkpoint: Path, concurrency: int | None, switch_interval: float | None = None
+                 ) -> tuple[subprocess.Popen, str]:
+    """The child process serving the studio, and its URL once /config answers."""
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, __file__, "--serve", str(port), "--checkpoint", str(checkpoint)]
+    if concurrency is not None:
+        command += ["--concurrency", str(concurrency)]
+    if switch_interval is not None:
+        command += ["--switch-interval", str(switch_interval)]
+    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the studio's process ended before answering")
+        try:
+            if httpx.get(f"{url}/config", timeout=2).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.kill()
+    raise SystemExit("the studio did not answer within 120 s")
+
+
+# The users ----------------------------------------------------------------------------------------------------
+
+class Studio:
+    """What every user needs from /config: the Generate and click events, their inputs' defaults."""
+
+    def __init__(self, config: dict) -> None:
+        components = {c["id"]: c for c in config["components"]}
+        ids = {c.get("props", {}).get("elem_id"): i for i, c in components.items()}
+
+        def event(elem_id: str, name: str):
+            target = [ids[elem_id], name]
+            dependency = next(d for d in config["dependencies"] if target in [list(t) for t in d["targets"]])
+            return dependency["id"], ids[elem_id], [components[i].get("props", {}).get("value") for i in dependency["inputs"]]
+
+        self.generate = event("inspect-generate", "click")
+        self.click = event("inspect-image", "select")
+
+
+@dataclass
+class User:
+    """One simulated browser tab: its own session, seed, clicks and what it saw."""
+
+    number: int
+    session_hash: str = field(default_factory=lambda: secrets.token_hex(6))
+    pixels: list[tuple[float, float]] = field(default_factory=list)  # its queries, in generated-image pixels
+    folder: str | None = None  # where its files are served from
+    clicks: list[float] = field(default_factory=list)  # answer latency, seconds
+    files: list[float] = field(default_factory=list)  # fetching the answer's PNG files, seconds
+    generates: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    foreign: int = 0  # answers that were not this session's own
+
+
+async def run_event(client, studio_event, user: User, data: list, event_data=None) -> dict:
+    """Join the queue and read this event's answer from the session's stream."""
+    fn_index, trigger, _ = studio_event
+    joined = await client.post("/gradio_api/queue/join", json={
+        "data": data, "event_data": event_data, "fn_index": fn_index, "trigger_id": trigger,
+        "session_hash": user.session_hash})
+    joined.raise_for_status()
+    event_id = joined.json()["event_id"]
+    async with client.stream("GET", "/gradio_api/queue/data", params={"session_hash": user.session_hash}) as stream:
+        async for line in stream.aiter_lines():
+            message = json.loads(line[5:]) if line.startswith("data:") else {}
+            if message.get("msg") == "process_completed" and message.get("event_id") == event_id:
+                if not message.get("success"):
+                    raise RuntimeError(f"event failed: {message.get('output')}")
+                return message["output"]["data"]
+    raise RuntimeError("the stream ended without the answer")
+
+
+def listed_pixels(details: str) -> list[str]:
+    """The '(x, y)' pixel column of the query table in the answer."""
+    return re.findall(r"^\| \d+ \| (\([^)]*\))", details, flags=re.MULTILINE)
+
+
+def check_answer(user: User, outputs: list, owners: dict[str, int]) -> None:
+    """Count the answer as foreign unless it lists exactly this user's queries in this user's folder."""
+    expected = [f"({x:.0f}, {y:.0f})" for x, y in user.pixels[-5:]]
+    folders = {str(Path(item["path"]).parent) for item in outputs if isinstance(item, dict) and "path" in item}
+    user.folder = user.folder or next(iter(folders), None)
+    owner = owners.setdefault(user.folder, user.number)
+    if listed_pixels(outputs[2]) != expected or folders != {user.folder} or owner != user.number:
+        user.foreign += 1
+
+
+async def fetch_files(client, outputs: list) -> None:
+    """GET the PNG files of an answer, as the page does; a missing one is an error."""
+    for item in outputs:
+        if isinstance(item, dict) and item.get("url"):
+            answer = await client.get(item["url"])
+            if answer.status_code != 200:
+                raise RuntimeError(f"GET {Path(item['path']).name}: {answer.status_code}")
+
+
+async def act(client, studio: Studio, user: User, owners, rng: random.Random, generate: bool) -> None:
+    """One Generate (queries kept) or one click at a random pixel; timed and checked."""
+    started = time.perf_counter()
+    try:
+        if generate:
+            data = list(studio.generate[2])
+            data[1] = 100 + user.number  # a seed of its own
+            outputs = await run_event(client, studio.generate, user, data)
+            user.generates.append(time.perf_counter() - started)
+            return
+        index = [rng.randrange(DISPLAY), rng.randrange(DISPLAY)]
+        user.pixels.append(((index[0] + 0.5) * GENERATED / DISPLAY, (index[1] + 0.5) * GENERATED / DISPLAY))
+        outputs = await run_event(client, studio.click, user, [None, "G.attn0"], {"index": index, "value": None})
+        user.clicks.append(time.perf_counter() - started)
+        check_answer(user, outputs, owners)
+        fetched = time.perf_counter()
+        await fetch_files(client, outputs)
+        user.files.append(time.perf_counter() - fetched)
+    except Exception as error:  # counted, and the user goes on as a person would
+        user.errors.append(f"{type(error).__name__}: {error}"[:200])
+
+
+async def simulate(url: str, studio: Studio, users: int, seconds: float, paced: bool, seed: int) -> list[User]:
+    """users tabs for seconds: paced, a click a second and a Generate every 10th second; else back to back."""
+    import httpx
+
+    owners: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=4 * users)
+    async with httpx.AsyncClient(base_url=url, timeout=TIMEOUT, limits=limits) as client:
+        async def one(user: User) -> None:
+            rng = random.Random(seed * 1000 + user.number)
+            await act(client, studio, user, owners, rng, generate=True)
+            start = time.monotonic() + rng.random()  # users do not click in step
+            for tick in range(MAX_CLICKS_PER_USER):
+                due = start + tick if paced else time.monotonic()
+                if due - start >= seconds:
+                    break
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                if paced and tick % 10 == 9:
+                    await act(client, studio, user, owners, rng, generate=True)  # then this second's click
+                await act(client, studio, user, owners, rng, generate=False)
+        crowd = [User(number) for number in range(users)]
+        await asyncio.gather(*(one(user) for user in crowd))
+    return crowd
+
+
+def phase(url: str, studio: Studio, users: int, seconds: float, paced: bool, seed: int, server_pid: int) -> dict:
+    """Run one phase and summarise it; CPU time is counted apart from wall time, as the machine is shared."""
+    load_before, started, server_cpu, client_cpu = load(), time.monotonic(), cpu_seconds(server_pid), time.process_time()
+    crowd = asyncio.run(simulate(url, studio, users, seconds, paced, seed))
+    elapsed = time.monotonic() - started
+    server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
+    clicks = [s for user in crowd for s in user.clicks]
+    events = len(clicks) + sum(len(user.generates) for user in crowd)
+    errors = [e for user in crowd for e in user.errors]
+    return {
+        "users": users, "paced": paced, "seconds": round(elapsed, 1),
+        "click_ms": summary(clicks), "files_ms": summary([s for user in crowd for s in user.files]),
+        "generate_ms": summary([s for user in crowd for s in user.generates]),
+        "clicks_per_second": round(len(clicks) / elapsed, 1),
+        "server_cpu_ms_per_event": round(1e3 * server_cpu / max(1, events), 1),
+        "server_cpu_share": round(server_cpu / elapsed, 2), "client_cpu_share": round(client_cpu / elapsed, 2),
+        "errors": len(errors), "error_examples": sorted(set(errors))[:5],
+        "foreign_answers": sum(user.foreign for user in crowd),
+        "load_before": load_before, "load_after": load(),
+    }
+
+
+def report(results: dict) -> str:
+    """The Markdown table."""
+    single, crowd, saturated, alone = (results[k] for k in ("single", "crowd", "saturation", "saturation_single"))
+    ratio = crowd["click_ms"]["p95"] / single["click_ms"]["p95"]
+    rows = [
+        "| phase | clicks | click p50 / p95 ms | files p50 ms | generate p50 ms | clicks/s | errors | foreign | load 1-min before → after |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, result in (("1 user, human pace", single), (f"{crowd['users']} users, human pace", crowd),
+                         ("1 user, back to back", alone), (f"{saturated['users']} users, back to back", saturated)):
+        rows.append(
+            f"| {name} | {result['click_ms']['n']} | {result['click_ms']['p50']} / {result['click_ms']['p95']} "
+            f"| {result['files_ms'].get('p50')} | {result['generate_ms'].get('p50')} | {result['clicks_per_second']} "
+            f"| {result['errors']} | {result['foreign_answers']} | {result['load_before'][0]} → {result['load_after'][0]} |")
+    verdict = (f"p95 {crowd['users']} users ÷ 1 user = {ratio:.2f} (target ≤ 1.5: {'met' if ratio <= 1.5 else 'NOT met'}); "
+               f"errors {crowd['errors']}, foreign answers {crowd['foreign_answers']} (target 0, 0)")
+    return "\n".join(rows + ["", verdict])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", type=Path, default=None, help="default: newest bundled faces32-sagan step")
+    parser.add_argument("--users", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60.0, help="length of the several-users paced phase")
+    parser.add_argument("--single-seconds", type=float, default=30.0, help="length of the one-user paced phase")
+    parser.add_argument("--saturation-seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=None,
+                        help="override the studio's default_concurrency_limit (to compare settings)")
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="override the server's sys.setswitchinterval, seconds (to compare settings)")
+    parser.add_argument("--quick", action="store_true", help="10 s phases; prints, never writes results")
+    parser.add_argument("--serve", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    checkpoint = (args.checkpoint or default_checkpoint()).resolve()
+    if args.serve is not None:
+        serve(checkpoint, args.serve, args.concurrency, args.switch_interval)
+        return
+    if args.quick:
+        args.seconds = args.single_seconds = args.saturation_seconds = 10.0
+    import httpx
+
+    process, url = start_server(checkpoint, args.concurrency, args.switch_interval)
+    try:
+        studio = Studio(httpx.get(f"{url}/config").json())
+        phase(url, studio, 1, 5, paced=False, seed=0, server_pid=process.pid)  # warm-up: fonts, caches, the model loaded
+        results = {
+            "checkpoint": str(checkpoint.relative_to(REPOSITORY)) if checkpoint.is_relative_to(REPOSITORY) else str(checkpoint),
+            "concurrency_override": args.concurrency, "switch_interval_override": args.switch_interval,
+            "cpus": os.cpu_count(),
+            "single": phase(url, studio, 1, args.single_seconds, paced=True, seed=1, server_pid=process.pid),
+            "crowd": phase(url, studio, args.users, args.seconds, paced=True, seed=2, server_pid=process.pid),
+            "saturation_single": phase(url, studio, 1, args.saturation_seconds / 2, paced=False, seed=3, server_pid=process.pid),
+            "saturation": phase(url, studio, args.users, args.saturation_seconds, paced=False, seed=4, server_pid=process.pid),
+        }
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    results["p95_ratio"] = round(results["crowd"]["click_ms"]["p95"] / results["single"]["click_ms"]["p95"], 2)
+    print(report(results))
+    if not args.quick:
+        RESULTS_PATH.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"written to {RESULTS_PATH.relative_to(REPOSITORY)}")
+
+
+if __name__ == "__main__":
+    main()
