@@ -44,7 +44,7 @@ def generate_in_studio(demo, checkpoint, class_choice: str = "", truncation: flo
 
     generate = event_function(demo, "inspect-generate", "click").fn
     outputs = generate(str(checkpoint), SEED, class_choice, truncation, "ema", None, InspectState())
-    state, layer_update = outputs[5], outputs[6]
+    state, layer_update = outputs[6], outputs[7]
     return state, layer_update["value"]
 
 

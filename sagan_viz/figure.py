@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .checkpoint import CheckpointError
 from .devices import DEVICE_CHOICES
 from .families import load_checkpoint
 from .figure_record import FigureRecord, FigureRecordError, check_digest, checkpoint_digest, read_record, record_path
+from .imaging import encode_png
 from .queries import MAX_QUERIES, figure_for_queries
 
 
@@ -130,7 +132,7 @@ def main(argv: list[str] | None = None) -> Path:
 def write_figure(parser: argparse.ArgumentParser, figure, record: FigureRecord, out: Path) -> None:
     """The PNG and its record beside it; a one-line error when either cannot be written."""
     try:
-        figure.save(out, format="PNG")
+        out.write_bytes(encode_png(np.asarray(figure.convert("RGB"))))  # the studio's encoder: the same bytes
         record_path(out).write_text(record.to_json(), encoding="utf-8")
     except OSError as error:
         parser.error(f"cannot write {out}: {error.strerror or error}")

@@ -45,7 +45,7 @@ def test_build_app_lists_every_tiny_checkpoint_and_defaults_to_the_newest_with_a
 def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(studio, monkeypatch):
     entries, default, cache = studio
     tab = InspectTab(cache, entries, default)
-    display, figure, details, grid, download, state, layer_update, status = tab.generate(
+    display, figure, details, grid, download, recipe, state, layer_update, status = tab.generate(
         str(default.path), 7, "", 0.4, "ema", None, InspectState()
     )
     assert pixels(display).shape[:2] == (512, 512)  # 32 px upscaled x16, nearest
@@ -173,9 +173,9 @@ def test_remove_last_drops_the_newest_query_and_clear_drops_them_all(studio):
     for x, y in ((40, 40), (300, 100), (450, 450)):
         *_, state = tab.click(state, "G.attn0", click(x, y))
     oldest_two = state.queries[:2]
-    *_, details, grid, _, removed = tab.remove_last(state, "G.attn0")
+    *_, details, grid, _, _, removed = tab.remove_last(state, "G.attn0")
     assert removed.queries == oldest_two and details.count("\n| ") == 3  # header rule + two query rows
-    *_, details, grid, _, cleared = tab.clear(removed, "G.attn0")
+    *_, details, grid, _, _, cleared = tab.clear(removed, "G.attn0")
     assert cleared.queries == [] and grid is None and "click the image to add a query" in details
     untouched = tab.remove_last(InspectState(), "G.attn0")  # nothing generated yet: every output stays as it is
     assert all(output == {"__type__": "update"} for output in untouched)

@@ -76,7 +76,7 @@ class StudioSession:
 
 
 def figure_of(outputs: list) -> dict:
-    """The figure's file (outputs: image, figure, details, grid, download, state)."""
+    """The figure's file (outputs: image, figure, details, grid, download, recipe, state)."""
     return outputs[1]
 
 

@@ -68,16 +68,21 @@ def build_app(
         if not entries:
             gr.Markdown(f"No checkpoints found in `{checkpoint_dir}`: upload one in the Inspect tab.")
         with gr.Tabs():
+            tabs = [InspectTab(cache, entries, default, files), CompareTab(cache, entries, default, files),
+                    AttributionTab(cache, entries, default), TeachingTab(cache, entries, default)]
             with gr.Tab("Inspect", id="inspect"):
-                InspectTab(cache, entries, default, files).build()
+                tabs[0].build()
             with gr.Tab("Compare", id="compare"):
-                CompareTab(cache, entries, default, files).build()
+                tabs[1].build()
             with gr.Tab("Attribution", id="attribution"):
-                AttributionTab(cache, entries, default).build()
+                tabs[2].build()
             with gr.Tab("Training dynamics", id="dynamics"):
                 DynamicsTab(StatisticsCache(cache), entries, default).build(demo)
             with gr.Tab("Teaching", id="teaching"):
-                TeachingTab(cache, entries, default).build()
+                tabs[3].build()
+        if default is not None:  # ready on open: every tab shows the default checkpoint's image at once
+            for tab in tabs:
+                demo.load(*tab.ready_on_open)
         demo.unload(files.end_session)
     demo.allowed_hosts, demo.session_files = tuple(allowed_hosts), files
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", ANALYTICS_EVERY)  # read when the queue is made

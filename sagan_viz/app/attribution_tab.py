@@ -152,6 +152,7 @@ class AttributionTab:
         attributed = [image, figure, details, state]
         generated = [image, figure, details, layer, state]
         generate.click(self.generate, [*controls.inputs, layer, state], generated)
+        self.ready_on_open = (self.generate, [*controls.inputs, layer, state], generated)
         image.select(self.click, [state, layer, method, gamma_zero], attributed)
         for control in (layer, method, gamma_zero):
             control.input(self.rerun, [state, layer, method, gamma_zero], attributed)

@@ -173,6 +173,7 @@ class CompareTab:
                                    buttons=["download"], show_label=False) for i in (first, first + 1)]
         outputs = [reference, *slots, state]
         run.click(self.generate, [checkpoints, seed, classes, truncation, weights, layer, state], outputs)
+        self.ready_on_open = (self.generate, [checkpoints, seed, classes, truncation, weights, layer, state], outputs)
         reference.select(self.click, [state, layer], outputs, show_progress="hidden")
         layer.input(self.rerender, [state, layer], outputs)
         clear.click(self.clear, [state, layer], outputs)

@@ -89,8 +89,9 @@ def generation_controls(prefix: str, entries: list[CheckpointEntry], default: Ch
                              label="Checkpoint", elem_id=f"{prefix}-checkpoint")
     upload = None
     if with_upload:
-        upload = gr.File(label="…or upload a sagan-viz .safetensors checkpoint (a BigGAN-deep "
-                         "folder opens with launch.py --checkpoint DIR)", file_types=[".safetensors"], type="filepath",
+        upload = gr.File(label="…or upload a checkpoint file (.safetensors, or a heykeetae, StudioGAN, mmgeneration or "
+                         "BigGAN-PyTorch .pth; a BigGAN-deep folder opens with launch.py --checkpoint DIR)",
+                         file_types=[".safetensors", ".pth", ".pt"], type="filepath",
                          elem_id=f"{prefix}-upload")
     seed = gr.Number(value=7, precision=0, label="Seed", elem_id=f"{prefix}-seed")
     classes = class_choices(default)

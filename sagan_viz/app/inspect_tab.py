@@ -6,13 +6,14 @@ from pathlib import Path
 
 import gradio as gr
 
+from ..figure_record import FigureRecord, checkpoint_digest, record_path
 from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, entry_for
 from .controls import checkpoint_choices, generate_from_controls, generation_controls, model_option_updates
 from .errors import shown_to_user
 from .session_files import StudioFiles
 from .state import InspectState, add_query
-from .views import clicked_pixel, inspect_view
+from .views import clicked_pixel, figure_scale, inspect_view
 
 
 def status_line(model, generation) -> str:
@@ -25,6 +26,10 @@ def status_line(model, generation) -> str:
     )
 
 
+MODE_CHOICES = [("where a query looks (row of β)", "row"), ("who looks at a position (column of β)", "column"),
+                ("where attention acts (‖γ·o‖ / ‖x‖)", "effect")]
+
+
 class InspectTab:
     """Builds the tab's components and wires thin callbacks to the library."""
 
@@ -35,17 +40,43 @@ class InspectTab:
         self.default = default
         self.columns = PanelCache()  # figure columns already drawn, shared by this tab's sessions
         self.files = files or StudioFiles()  # each session's PNG files and uploads
+        self._digests: dict[tuple[str, float], str] = {}  # checkpoint -> SHA-256, for figure records
 
     def render(self, state: InspectState, layer: str | None, request: gr.Request | None = None):
-        """All outputs that depend on (generation, layer, queries), images as PNG files of the session."""
-        view = inspect_view(state.generation, layer or None, state.queries, self.columns)
+        """All outputs that depend on (generation, layer, queries, mode), images as PNG files of the session."""
+        view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode)
 
         def png(image, name: str) -> str:
             return self.files.write_png(request, "inspect", image, name)
 
         figure = png(view.figure, "figure")  # shown, and offered by the download button
         grid = None if view.grid is None else png(view.grid, "grid")
-        return png(view.display, "image"), figure, view.details, grid, figure, state
+        recipe = self.recipe(state, layer, figure)
+        return png(view.display, "image"), figure, view.details, grid, figure, recipe, state
+
+    def recipe(self, state: InspectState, layer: str | None, figure_path: str) -> str | None:
+        """The figure's record beside its PNG (row mode: what python -m sagan_viz.figure --from redraws)."""
+        if state.mode != "row" or not layer or not state.queries or state.checkpoint is None:
+            return None
+        generation = state.generation
+        record = FigureRecord(
+            checkpoint=Path(state.checkpoint).name, checkpoint_sha256=self.digest(state.checkpoint),
+            family=self.cache.get(state.checkpoint).family, layer=layer, queries=tuple(state.queries),
+            weights=generation.weights, seed=generation.seed,
+            z=None if generation.seed is not None else tuple(generation.z.flatten().tolist()),
+            label=generation.label, truncation=generation.truncation,
+            scale=figure_scale(generation.image.shape[1]), peaks=3,
+        )
+        path = record_path(figure_path)
+        path.write_text(record.to_json(), encoding="utf-8")
+        return str(path)
+
+    def digest(self, checkpoint: str) -> str:
+        """SHA-256 of a checkpoint's bytes, computed once per file version."""
+        key = (str(Path(checkpoint).resolve()), Path(checkpoint).stat().st_mtime)
+        if key not in self._digests:
+            self._digests[key] = checkpoint_digest(checkpoint)
+        return self._digests[key]
 
     @shown_to_user
     def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
@@ -73,21 +104,29 @@ class InspectTab:
     def change_layer(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Same queries, another layer."""
         if state.generation is None:
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * 7
+        return self.render(state, layer, request)
+
+    @shown_to_user
+    def change_mode(self, state: InspectState, layer: str | None, mode: str, request: gr.Request = None):
+        """Row, column or effect view of the same image and clicks."""
+        state = dataclasses.replace(state, mode=mode)
+        if state.generation is None:
+            return (*(gr.skip(),) * 6, state)
         return self.render(state, layer, request)
 
     @shown_to_user
     def remove_last(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Drop the newest query."""
         if state.generation is None:
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * 7
         return self.render(dataclasses.replace(state, queries=state.queries[:-1]), layer, request)
 
     @shown_to_user
     def clear(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Drop every query."""
         if state.generation is None:
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * 7
         return self.render(dataclasses.replace(state, queries=[]), layer, request)
 
     @shown_to_user
@@ -113,7 +152,7 @@ class InspectTab:
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
                 controls = generation_controls("inspect", self.entries, self.default, with_upload=True)
-                checkpoint, seed, weights, layer = controls.checkpoint, controls.seed, controls.weights, controls.layer
+                checkpoint, weights, layer = controls.checkpoint, controls.weights, controls.layer
                 generate = gr.Button("Generate", variant="primary", elem_id="inspect-generate")
                 status = gr.Markdown(elem_id="inspect-status")
             with gr.Column(scale=2):
@@ -123,18 +162,22 @@ class InspectTab:
                     remove = gr.Button("Remove last query", size="sm")
                     clear = gr.Button("Clear queries", size="sm", elem_id="inspect-clear")
                     download = gr.DownloadButton("Download figure (PNG)", size="sm", elem_id="inspect-download")
+                    recipe = gr.DownloadButton("Figure recipe (JSON)", size="sm", elem_id="inspect-recipe")
+                mode = gr.Radio(MODE_CHOICES, value="row", label="Show", elem_id="inspect-mode")
         figure = gr.Image(label="Where each query attends (β row, arrows to its peaks)", format="png",
                           interactive=False, elem_id="inspect-figure", buttons=["fullscreen"],
                           show_label=False)
         details = gr.Markdown(elem_id="inspect-details")
         grid = gr.Image(label="Raw β grid of the newest query, on the key grid", format="png", interactive=False,
                         elem_id="inspect-grid", buttons=[])
-        rendered = [image, figure, details, grid, download, state]
+        rendered = [image, figure, details, grid, download, recipe, state]
         generate.click(self.generate, [*controls.inputs, layer, state], [*rendered, layer, status])
         image.select(self.click, [state, layer], rendered, show_progress="hidden")
         layer.input(self.change_layer, [state, layer], rendered)
         remove.click(self.remove_last, [state, layer], rendered)
         clear.click(self.clear, [state, layer], rendered)
+        mode.input(self.change_mode, [state, layer, mode], rendered)
+        self.ready_on_open = (self.generate, [*controls.inputs, layer, state], [*rendered, layer, status])
         # One upload checked and loaded at a time: loading takes memory of the file's size (up to the upload limit).
         controls.upload.upload(self.upload, [controls.upload], [checkpoint, controls.class_choice, controls.truncation,
                                                                 weights, controls.class_search, status],

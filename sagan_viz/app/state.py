@@ -14,6 +14,7 @@ class InspectState:
     checkpoint: str | None = None  # path of the loaded checkpoint
     generation: Generation | None = None  # the shown image and beta of every layer
     queries: list[tuple[float, float]] = field(default_factory=list)  # generated-image pixels (x, y)
+    mode: str = "row"  # views.MODES: the beta row of a query, the column of a key, or the attention effect
 
 
 @dataclass

@@ -169,6 +169,8 @@ class TeachingTab:
         gamma_outputs = [result, difference, effect]
         generate.click(self.generate, [*controls.inputs, layer, state],
                        [*rendered, layer, gamma, status, *gamma_outputs])
+        self.ready_on_open = (self.generate, [*controls.inputs, layer, state],
+                              [*rendered, layer, gamma, status, *gamma_outputs])
         image.select(self.click, [state, layer], rendered)
         layer.input(self.change_layer, [state, layer], [*rendered, gamma, *gamma_outputs])
         apply.click(self.apply_gamma, [state, layer, gamma], gamma_outputs)
