@@ -156,7 +156,9 @@ def sources(page, selectors: list[str]) -> list[str]:
 def click_and_wait(page, target: str, fraction: tuple[float, float], watched: list[str]) -> float:
     """Click target at a fraction of its <img>; seconds from the page's click event to every watched image new."""
     old = sources(page, watched)
-    box = page.locator(f"{target} img").first.bounding_box()
+    image = page.locator(f"{target} img").first
+    image.scroll_into_view_if_needed()  # a generate may have scrolled the page away from it
+    box = image.bounding_box()
     page.mouse.click(box["x"] + fraction[0] * box["width"], box["y"] + fraction[1] * box["height"])
     page.wait_for_function(NEW_IMAGES_SHOWN, arg=[watched, old], polling="raf", timeout=60_000)
     stamps = page.evaluate("() => [window.__bench.clicked, window.__bench.shown]")
