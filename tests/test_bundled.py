@@ -14,11 +14,15 @@ CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 SHIPPED = sorted(p for p in CHECKPOINTS.rglob("step_*.safetensors"))
 
 
-def test_checkpoints_folder_ships_a_sagan_series_and_a_baseline_within_80_mb():
+def test_checkpoints_folder_ships_two_sagan_series_and_a_baseline_within_80_mb():
     runs = {path.parent.name for path in SHIPPED}
-    assert "faces32-sagan" in runs and "faces32-noattn" in runs
-    assert len([p for p in SHIPPED if p.parent.name == "faces32-sagan"]) >= 8
-    total = sum(path.stat().st_size for path in CHECKPOINTS.rglob("*") if path.is_file())
+    assert {"faces32-sagan", "faces32-noattn", "twemoji32-sagan"} <= runs
+    for series in ("faces32-sagan", "twemoji32-sagan"):
+        steps = sorted(int(p.stem.removeprefix("step_")) for p in SHIPPED if p.parent.name == series)
+        assert len(steps) >= 8 and steps[0] == 0, series  # at least 8 snapshots, from step 0
+    package_data = CHECKPOINTS.parent / "sagan_viz" / "data"
+    total = sum(path.stat().st_size for folder in (CHECKPOINTS, package_data) for path in folder.rglob("*")
+                if path.is_file())
     assert total < 80 * 1024 * 1024
     assert not list(CHECKPOINTS.rglob("*.resume.pt"))  # shipped snapshots drop optimizer state
 
