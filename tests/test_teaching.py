@@ -20,7 +20,7 @@ from sagan_viz.families.sagan import SaganModel as LoadedModel
 from sagan_viz.imaging import to_uint8_images
 from sagan_viz.inspect import Generation
 from sagan_viz.latents import normal_latent as latent_for_seed
-from sagan_viz.lecture_guide import LECTURE_GUIDE
+from sagan_viz.app.lecture_guide import LECTURE_GUIDE
 from sagan_viz.networks import Discriminator, Generator
 from sagan_viz.render import MAGMA, colourise
 from sagan_viz.teaching import (

@@ -7,7 +7,7 @@ from pathlib import Path
 import gradio as gr
 
 from ..devices import describe_device, resolve_device
-from ..lecture_guide import LECTURE_GUIDE
+from .lecture_guide import LECTURE_GUIDE
 from .attribution_tab import AttributionTab
 from .catalog import ModelCache, StatisticsCache, discover_checkpoints, entry_for, newest_checkpoint
 from .compare_tab import CompareTab
