@@ -130,8 +130,7 @@ class HeykeetaeModel(LoadedModel):
 
     def report(self) -> str:
         """Markdown description of the import."""
-        layers = ", ".join(f"{info.name} ({info.query_shape[0]}×{info.query_shape[1]} queries over "
-                           f"{info.key_shape[0]}×{info.key_shape[1]} keys)" for info in self.attention_layers())
+        layers = self.layers_text()
         lacks = ["EMA-G (their trainer keeps none)", "training history"]
         if self.discriminator is None:
             lacks.insert(0, "discriminator (no _D.pth beside it)")

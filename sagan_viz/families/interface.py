@@ -167,6 +167,11 @@ class LoadedModel(ABC):
         return [AttentionLayerInfo(name, shape, modules[name].key_shape(*shape))
                 for name, shape in self.query_shapes().items()]
 
+    def layers_text(self) -> str:
+        """'G.attn0 (16×16 queries over 8×8 keys), ...' for reports."""
+        return ", ".join(f"{info.name} ({info.query_shape[0]}×{info.query_shape[1]} queries over "
+                         f"{info.key_shape[0]}×{info.key_shape[1]} keys)" for info in self.attention_layers())
+
     def attention_layer_names(self) -> list[str]:
         """['G.attn0', ..., 'D.attn0', ...]; empty for a model without attention."""
         return list(self.query_shapes())

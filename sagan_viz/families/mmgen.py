@@ -214,8 +214,7 @@ class MMGenModel(LoadedModel):
 
     def report(self) -> str:
         """Markdown: what was imported, from where its settings came, and what the file lacks."""
-        layers = ", ".join(f"{info.name} ({info.query_shape[0]}×{info.query_shape[1]} queries over "
-                           f"{info.key_shape[0]}×{info.key_shape[1]} keys)" for info in self.attention_layers())
+        layers = self.layers_text()
         classes = f"{self.num_classes} classes" if self.conditional else "unconditional"
         present = {"generator_ema": "ema" in self.generators, "generator": "raw" in self.generators,
                    "discriminator": self.discriminator is not None}

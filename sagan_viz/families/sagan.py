@@ -69,8 +69,7 @@ class SaganModel(LoadedModel):
 
     def report(self) -> str:
         """Markdown description of the checkpoint."""
-        layers = ", ".join(f"{info.name} ({info.query_shape[0]}×{info.query_shape[1]} queries over "
-                           f"{info.key_shape[0]}×{info.key_shape[1]} keys)" for info in self.attention_layers())
+        layers = self.layers_text()
         classes = f"{self.num_classes} classes" if self.conditional else "unconditional"
         return (f"**{FAMILY}** checkpoint, step {self.step}, trained on `{self.dataset}`: "
                 f"{self.resolution}×{self.resolution}, {classes}, {self.config.attention_variant} attention; "

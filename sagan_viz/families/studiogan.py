@@ -150,8 +150,7 @@ class StudioGANModel(LoadedModel):
 
     def report(self) -> str:
         """Markdown: what was imported and what the files lack."""
-        layers = ", ".join(f"{info.name} ({info.query_shape[0]}×{info.query_shape[1]} queries over "
-                           f"{info.key_shape[0]}×{info.key_shape[1]} keys)" for info in self.attention_layers())
+        layers = self.layers_text()
         classes = f"{self.num_classes} classes" if self.conditional else "unconditional"
         held = [name for name in ("G_ema", "G", "D") if name in self.files.files]
         lacks = [f"no {label} ({self.files.missing_name(name)})" for name, label in
