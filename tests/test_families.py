@@ -2,19 +2,21 @@
 open BigGAN-deep as they open this project's checkpoints, and give what the original model gives."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
 from sagan_viz import CheckpointError, load_checkpoint
 from sagan_viz.app.attribution_tab import AttributionState, AttributionTab
-from sagan_viz.app.catalog import ModelCache, discover_checkpoints, entry_for
+from sagan_viz.app.catalog import ModelCache, StatisticsCache, discover_checkpoints, entry_for
 from sagan_viz.app.compare_tab import CompareTab
 from sagan_viz.app.dynamics_tab import DynamicsTab
 from sagan_viz.app.inspect_tab import InspectTab
-from sagan_viz.app.catalog import StatisticsCache
 from sagan_viz.app.state import CompareState, InspectState
 from sagan_viz.families import family_for
 from sagan_viz.figure import main as figure_main
@@ -207,3 +209,12 @@ def test_compare_spans_seeds_classes_and_families(studio, tiny_biggan_deep, tiny
     clicked = tab.click(mixed, "G.attn0", Click(256, 256))
     assert clicked[1]["visible"] and clicked[2]["visible"] and not clicked[3]["visible"]
     assert [generation.image.shape[0] for generation in mixed.generations] == [32, 32]
+
+
+def test_an_uploaded_research_checkpoint_is_reported_as_imported(studio):
+    entries, default, cache = studio
+    fixture = Path(__file__).parent / "fixtures" / "heykeetae" / "1000_G.pth"
+    *_, message = InspectTab(cache, entries, default).upload(str(fixture))
+    assert "1000_G.pth" in message and "heykeetae" in message and "training history" in message
+    *_, status = InspectTab(cache, entries, default).generate(str(fixture), 2, "", 0.4, "raw", None, InspectState())
+    assert "What was imported" in status and "G.attn1 (32×32 queries" in status

@@ -18,11 +18,14 @@ from .views import clicked_pixel, figure_scale, inspect_view
 
 def status_line(model, generation) -> str:
     """Which weights, where, in which mode: so comparisons are known to be fair."""
-    weights = "EMA-G" if generation.weights == "ema" else "raw G"
+    weights = {"ema": "EMA-G", "raw": "raw G", "train-bn": "raw G, batch norm in train mode"}.get(generation.weights,
+                                                                                                generation.weights)
     score = "no discriminator" if generation.discriminator_score is None else f"D(x) = {generation.discriminator_score:+.2f}"
+    mode = "train-mode batch norm" if generation.weights == "train-bn" else "eval mode"
     return (
-        f"**{model.name}** ({model.family}) · {generation.origin} · {weights} · eval mode · running on "
-        f"**{model.device_label}** · {score}"
+        f"**{model.name}** ({model.family}) · {generation.origin} · {weights} · {mode} · running on "
+        f"**{model.device_label}** · {score}\n\n<details><summary>What was imported</summary>\n\n{model.report()}"
+        "\n\n</details>"
     )
 
 
@@ -144,7 +147,7 @@ class InspectTab:
             raise  # CheckpointError -> a message; the app stays as it was
         choices = checkpoint_choices(self.entries) + [(f"uploaded: {entry.label}", str(entry.path))]
         return (gr.update(choices=choices, value=str(entry.path)), *model_option_updates(entry),
-                f"Loaded **{entry.label}** from the upload.")
+                f"Loaded **{entry.label}** from the upload.\n\n{self.cache.get(kept).report()}")
 
     def build(self) -> None:
         """Create the components inside the current gr.Blocks and wire the events."""
