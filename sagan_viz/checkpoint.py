@@ -15,6 +15,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,26 @@ class CheckpointContents:
     notes: list[str] = field(default_factory=list)  # what a caller may show, e.g. "no digest: damage undetectable"
 
 
+# Tests only: "N:CUE_FILE" makes the N-th write of a file whose name holds ".safetensors" stop halfway (half
+# the bytes written, not renamed), announce itself in CUE_FILE and wait, so that a kill provably lands mid-write.
+HOLD_WRITE_VARIABLE = "SAGAN_VIZ_HOLD_WRITE"
+_writes_seen = 0
+
+
+def _hold_if_cued(path: Path, temporary: str, stream) -> None:
+    global _writes_seen
+    cue = os.environ.get(HOLD_WRITE_VARIABLE)
+    if not cue or ".safetensors" not in path.name:
+        return
+    _writes_seen += 1
+    number, _, cue_file = cue.partition(":")
+    if _writes_seen == int(number):
+        stream.flush()
+        Path(cue_file).write_text(temporary)
+        while True:  # until killed
+            time.sleep(1)
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Write data to path so that a crash at any moment leaves either the old or the new file."""
     path = Path(path)
@@ -90,7 +111,9 @@ def write_atomically(path: Path, data: bytes) -> None:
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
+            stream.write(data[: len(data) // 2])
+            _hold_if_cued(path, temporary, stream)
+            stream.write(data[len(data) // 2 :])
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

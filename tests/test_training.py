@@ -14,7 +14,7 @@ import torch
 import torch.multiprocessing
 from PIL import Image
 
-from sagan_viz.checkpoint import PARTS, build_networks_from, load_resume_state, read_checkpoint
+from sagan_viz.checkpoint import HOLD_WRITE_VARIABLE, PARTS, build_networks_from, load_resume_state, read_checkpoint
 from sagan_viz.config import ModelConfig
 from sagan_viz.imaging import to_uint8_images
 from sagan_viz.networks import Discriminator, Generator
@@ -119,10 +119,12 @@ def checkpoint_names(out: Path) -> set[str]:
     return {path.name for path in out.glob(CHECKPOINT_GLOB)} if out.exists() else set()
 
 
-def launch_trainer(out: Path, log: Path, resume: bool) -> subprocess.Popen:
+def launch_trainer(out: Path, log: Path, resume: bool, hold_write: str | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "training.train", *TINY_FLAGS, *KILL_FLAGS, "--steps", str(KILL_STEPS),
                "--out", str(out), *(["--resume"] if resume else [])]
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if hold_write is not None:
+        environment[HOLD_WRITE_VARIABLE] = hold_write
     with open(log, "ab") as stream:
         return subprocess.Popen(command, cwd=ROOT, env=environment, stdout=stream, stderr=stream)
 
@@ -155,6 +157,22 @@ def kill_while_writing(process: subprocess.Popen, out: Path, log: Path, file_kin
     raise AssertionError(f"the trainer wrote no checkpoints in 120 s:\n{log.read_text()[-2000:]}")
 
 
+def kill_on_cue(out: Path, log: Path, cue: Path) -> str:
+    """Run the trainer until its third checkpoint write stops halfway on cue, check that, then SIGKILL it."""
+    process = launch_trainer(out, log, resume=False, hold_write=f"3:{cue}")
+    deadline = time.monotonic() + 120
+    while not cue.exists():
+        assert process.poll() is None, f"trainer ended before the cue:\n{log.read_text()[-2000:]}"
+        assert time.monotonic() < deadline, "the trainer never reached its third checkpoint write"
+        time.sleep(0.01)
+    held = Path(cue.read_text())
+    assert held.exists() and held.name.startswith(".step_"), f"no half-written temporary at the cue: {held}"
+    process.kill()
+    process.wait()
+    assert held.exists(), "the kill did not land inside the write"
+    return f"killed mid-write of {held.name} (held on cue)"
+
+
 def assert_folder_survived_the_kill(out: Path) -> Path:
     """Every file named as a checkpoint loads, and the newest resumable one has its resume state."""
     for path in sorted(out.glob(CHECKPOINT_GLOB)):
@@ -169,11 +187,13 @@ def assert_folder_survived_the_kill(out: Path) -> Path:
 
 def test_kill_during_a_checkpoint_write_then_resume_continues_exactly(tmp_path, record_property):
     out, log = tmp_path / "run", tmp_path / "trainer.log"
-    events = []
-    # Kill inside any write (the resume-state sidecar comes first), then inside a checkpoint file's own write.
+    # First a kill that provably lands inside a checkpoint file's write (the writer holds halfway on cue),
+    # then, resuming, kills timed by polling: inside any write (the sidecar comes first), then a checkpoint's.
+    events = [kill_on_cue(out, log, tmp_path / "cue")]
+    assert_folder_survived_the_kill(out)
     wanted = [".step_", ".safetensors."]
-    for attempt in range(4):  # the first run is fresh; later ones are killed --resume runs
-        process = launch_trainer(out, log, resume=attempt > 0)
+    for attempt in range(1, 4):
+        process = launch_trainer(out, log, resume=True)
         events.append(kill_while_writing(process, out, log, wanted[0]))
         assert_folder_survived_the_kill(out)
         if events[-1].startswith("killed mid-write"):
@@ -181,6 +201,7 @@ def test_kill_during_a_checkpoint_write_then_resume_continues_exactly(tmp_path, 
         if not wanted:
             break
     record_property("kill_events", events)
+    assert events[0].startswith("killed mid-write") and "(held on cue)" in events[0]
     print(f"\nkill-and-resume: {'; '.join(events)}")
 
     start = read_checkpoint(assert_folder_survived_the_kill(out))
