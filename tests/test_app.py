@@ -60,14 +60,14 @@ def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(s
     monkeypatch.setattr(model.generator, "forward", forbidden)
     monkeypatch.setattr(model.discriminator, "forward", forbidden)
     first = tab.click(state, layer, click(40, 40))
-    second = tab.click(first[-1], layer, click(470, 300))
-    assert first[-1].queries == [(2.53125, 2.53125)]
-    assert len(second[-1].queries) == 2
-    assert not np.array_equal(pixels(first[3]), pixels(second[3]))  # the raw grid of the newest query changed
-    assert pixels(second[1]).shape[1] > pixels(first[1]).shape[1]  # one more panel in the figure
-    assert "| 2 |" in second[2]
+    second = tab.click(first.state, layer, click(470, 300))
+    assert first.state.queries == [(2.53125, 2.53125)]
+    assert len(second.state.queries) == 2
+    assert not np.array_equal(pixels(first.grid), pixels(second.grid))  # the raw grid of the newest query changed
+    assert pixels(second.figure).shape[1] > pixels(first.figure).shape[1]  # one more panel in the figure
+    assert "| 2 |" in second.details
     assert state.queries == []  # callbacks return new state; the old one (another tab's) is untouched
-    assert second[4] == second[1]  # the download button offers the very file the figure shows
+    assert second.download == second.figure  # the download button offers the very file the figure shows
 
 
 def test_clicks_outside_the_image_and_before_generation_are_clear_errors(studio):
@@ -173,9 +173,9 @@ def test_remove_last_drops_the_newest_query_and_clear_drops_them_all(studio):
     for x, y in ((40, 40), (300, 100), (450, 450)):
         *_, state = tab.click(state, "G.attn0", click(x, y))
     oldest_two = state.queries[:2]
-    *_, details, grid, _, _, removed = tab.remove_last(state, "G.attn0")
-    assert removed.queries == oldest_two and details.count("\n| ") == 3  # header rule + two query rows
-    *_, details, grid, _, _, cleared = tab.clear(removed, "G.attn0")
-    assert cleared.queries == [] and grid is None and "click the image to add a query" in details
+    removed = tab.remove_last(state, "G.attn0")
+    assert removed.state.queries == oldest_two and removed.details.count("\n| ") == 3  # rule + two query rows
+    cleared = tab.clear(removed.state, "G.attn0")
+    assert cleared.state.queries == [] and cleared.grid is None and "click the image to add a query" in cleared.details
     untouched = tab.remove_last(InspectState(), "G.attn0")  # nothing generated yet: every output stays as it is
     assert all(output == {"__type__": "update"} for output in untouched)

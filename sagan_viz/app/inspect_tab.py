@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -27,6 +28,23 @@ def status_line(model, generation) -> str:
         f"**{model.device_label}** · {score}\n\n<details><summary>What was imported</summary>\n\n{model.report()}"
         "\n\n</details>"
     )
+
+
+class InspectOutputs(NamedTuple):
+    """What every Inspect event updates, by name (Gradio takes it as the tuple of its outputs, in this order)."""
+
+    image: object  # the clickable image with markers (a PNG path)
+    figure: object  # the paper figure (a PNG path)
+    details: object  # Markdown: the true scale of every map
+    grid: object  # the raw grid of the newest map (a PNG path), or None
+    download: object  # the figure's file, offered by the download button
+    recipe: object  # the figure's record (a JSON path), or None
+    state: object  # InspectState
+
+    @classmethod
+    def unchanged(cls) -> InspectOutputs:
+        """Every output left as it is."""
+        return cls(*(gr.skip(),) * len(cls._fields))
 
 
 MODE_CHOICES = [("where a query looks (row of β)", "row"), ("who looks at a position (column of β)", "column"),
@@ -55,7 +73,7 @@ class InspectTab:
         figure = png(view.figure, "figure")  # shown, and offered by the download button
         grid = None if view.grid is None else png(view.grid, "grid")
         recipe = self.recipe(state, layer, figure)
-        return png(view.display, "image"), figure, view.details, grid, figure, recipe, state
+        return InspectOutputs(png(view.display, "image"), figure, view.details, grid, figure, recipe, state)
 
     def recipe(self, state: InspectState, layer: str | None, figure_path: str) -> str | None:
         """The figure's record beside its PNG (row mode: what python -m sagan_viz.figure --from redraws)."""
@@ -107,7 +125,7 @@ class InspectTab:
     def change_layer(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Same queries, another layer."""
         if state.generation is None:
-            return (gr.skip(),) * 7
+            return InspectOutputs.unchanged()
         return self.render(state, layer, request)
 
     @shown_to_user
@@ -115,21 +133,21 @@ class InspectTab:
         """Row, column or effect view of the same image and clicks."""
         state = dataclasses.replace(state, mode=mode)
         if state.generation is None:
-            return (*(gr.skip(),) * 6, state)
+            return InspectOutputs.unchanged()._replace(state=state)
         return self.render(state, layer, request)
 
     @shown_to_user
     def remove_last(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Drop the newest query."""
         if state.generation is None:
-            return (gr.skip(),) * 7
+            return InspectOutputs.unchanged()
         return self.render(dataclasses.replace(state, queries=state.queries[:-1]), layer, request)
 
     @shown_to_user
     def clear(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Drop every query."""
         if state.generation is None:
-            return (gr.skip(),) * 7
+            return InspectOutputs.unchanged()
         return self.render(dataclasses.replace(state, queries=[]), layer, request)
 
     @shown_to_user
@@ -173,7 +191,7 @@ class InspectTab:
         details = gr.Markdown(elem_id="inspect-details")
         grid = gr.Image(label="Raw β grid of the newest query, on the key grid", format="png", interactive=False,
                         elem_id="inspect-grid", buttons=[])
-        rendered = [image, figure, details, grid, download, recipe, state]
+        rendered = [image, figure, details, grid, download, recipe, state]  # InspectOutputs' order
         generate.click(self.generate, [*controls.inputs, layer, state], [*rendered, layer, status])
         image.select(self.click, [state, layer], rendered, show_progress="hidden")
         layer.input(self.change_layer, [state, layer], rendered)
