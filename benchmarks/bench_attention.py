@@ -38,11 +38,19 @@ BENCHMARKS = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCHMARKS.parent), str(BENCHMARKS)]  # runnable as a plain script from anywhere
 
 import torch  # noqa: E402
-
 from attention_layer import (  # noqa: E402
-    FAST, INSPECTION, MIB, PATHS, attention_case, layer_timings, profiled_peak_bytes, rss_growth_per_path,
-    sdpa_kernel, use_path,
+    FAST,
+    INSPECTION,
+    MIB,
+    PATHS,
+    attention_case,
+    layer_timings,
+    profiled_peak_bytes,
+    rss_growth_per_path,
+    sdpa_kernel,
+    use_path,
 )
+
 from sagan_viz.attention import SelfAttention  # noqa: E402
 from sagan_viz.config import ModelConfig  # noqa: E402
 from training.data import load_dataset  # noqa: E402

@@ -29,10 +29,14 @@ sys.path.insert(0, str(REPOSITORY))  # runnable as a plain script from anywhere
 
 import torch  # noqa: E402
 
-from sagan_viz.attribution import (  # noqa: E402
-    INTEGRATION_STEPS, attribution_figure, discriminator_attribution, query_attribution, query_beta_row,
-)
 from sagan_viz import load_checkpoint  # noqa: E402
+from sagan_viz.attribution import (  # noqa: E402
+    INTEGRATION_STEPS,
+    attribution_figure,
+    discriminator_attribution,
+    query_attribution,
+    query_beta_row,
+)
 
 RESULTS_PATH = REPOSITORY / "benchmarks" / "results" / "attribution.json"
 TARGET_S = 2.0

@@ -207,6 +207,7 @@ def main() -> None:
         startup = startup_benchmark(checkpoints, plan["startup_runs"], plan["probe"], environment)
         import gradio as gr
         import torch
+
         from sagan_viz.app import build_app
 
         torch.set_num_threads(1)

@@ -99,6 +99,7 @@ def measure_server_side(demo, checkpoint, clicks: int, warm_up: int, rng: random
     """Replay clicks in one session; per click the callback's and Gradio's postprocessing's wall time."""
     import gradio as gr
     from gradio.state_holder import SessionState
+
     from sagan_viz.app import views
     from sagan_viz.app.png_files import PngFiles
 
@@ -109,7 +110,7 @@ def measure_server_side(demo, checkpoint, clicks: int, warm_up: int, rng: random
     for number in range(warm_up + clicks):
         if number % 5 == 0:
             state = dataclasses.replace(state, queries=[])  # what "Clear queries" does
-        index = random_index(rng, display, previous, lambda i: query_cell(state, layer, display, i))
+        index = random_index(rng, display, previous, lambda i: query_cell(state, layer, display, i))  # noqa: B023 (called now)
         previous = query_cell(state, layer, display, index)
         event = gr.SelectData(target=None, data={"index": index, "value": None})
         parts: dict[str, float] = {}

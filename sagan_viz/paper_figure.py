@@ -259,6 +259,6 @@ def paper_figure(
         if cache is None:
             column = query_column(*arguments)
         else:
-            column = cache.get_or_draw(column_key(*arguments), lambda: query_column(*arguments))
+            column = cache.get_or_draw(column_key(*arguments), lambda: query_column(*arguments))  # noqa: B023 (called now)
         figure.paste(column, layout.panel_origin(number))
     return figure

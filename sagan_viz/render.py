@@ -5,8 +5,8 @@ Coordinates: a display image shows the generated image (W, H pixels) at some siz
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw

@@ -116,7 +116,7 @@ def test_compare_updates_every_panel_and_a_checkpoint_without_attention_says_so(
     panels_after = [o["value"] for o in clicked[1:3]]
     labels = [o["label"] for o in clicked[1:3]]
     assert any("no attention" in label for label in labels)
-    with_attention = labels.index(next(l for l in labels if "no attention" not in l))
+    with_attention = labels.index(next(label for label in labels if "no attention" not in label))
     assert not np.array_equal(pixels(panels_before[with_attention]), pixels(panels_after[with_attention]))
     without = 1 - with_attention  # its figure stays the image alone: a click changes nothing there
     assert np.array_equal(pixels(panels_before[without]), pixels(panels_after[without]))

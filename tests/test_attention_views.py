@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from sagan_viz import load_checkpoint
 from sagan_viz.attention_views import attention_column, attention_effect, reverse_view
 from sagan_viz.grid import cell_to_index

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from biggan_reference import make_biggan_reference as make_reference, save_biggan_reference as save_reference
+from biggan_reference import make_biggan_reference as make_reference
+from biggan_reference import save_biggan_reference as save_reference
 from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 from pytorch_pretrained_biggan.model import BigGANBatchNorm, SelfAttn
+
 from sagan_viz.attention import SelfAttention
 from sagan_viz.checkpoint import CheckpointError
 from sagan_viz.config import ConfigError

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from sagan_viz import families
 from sagan_viz.checkpoint import CheckpointError
 from sagan_viz.families import biggan_pytorch

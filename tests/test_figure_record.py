@@ -5,6 +5,7 @@ import json
 import shutil
 
 import pytest
+
 from sagan_viz.figure import main
 from sagan_viz.figure_record import FigureRecord, checkpoint_digest
 

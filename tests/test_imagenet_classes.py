@@ -3,8 +3,7 @@ import dataclasses
 
 import pytest
 
-from sagan_viz.imagenet_classes import (IMAGENET_CLASS_COUNT, ClassName, class_index, imagenet_classes,
-                                        parse_class_line)
+from sagan_viz.imagenet_classes import IMAGENET_CLASS_COUNT, ClassName, class_index, imagenet_classes, parse_class_line
 
 
 def test_every_index_has_the_wordnet_id_pytorch_pretrained_biggan_gives_it():

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from sagan_viz.app.catalog import ModelCache, discover_checkpoints, newest_checkpoint
+from sagan_viz.app.lecture_guide import LECTURE_GUIDE
 from sagan_viz.app.teaching_tab import NO_QUERY, TeachingState, TeachingTab
 from sagan_viz.attention import SelfAttention
 from sagan_viz.checkpoint import CheckpointContents
@@ -20,7 +21,6 @@ from sagan_viz.families.sagan import SaganModel as LoadedModel
 from sagan_viz.imaging import to_uint8_images
 from sagan_viz.inspect import Generation
 from sagan_viz.latents import normal_latent as latent_for_seed
-from sagan_viz.app.lecture_guide import LECTURE_GUIDE
 from sagan_viz.networks import Discriminator, Generator
 from sagan_viz.render import MAGMA, colourise
 from sagan_viz.teaching import (

@@ -7,6 +7,7 @@ import tarfile
 
 import numpy as np
 from PIL import Image
+
 from training.data import load_dataset
 from training.prepare_twemoji import folder_name, prepare
 

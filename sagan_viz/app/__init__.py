@@ -7,12 +7,12 @@ from pathlib import Path
 import gradio as gr
 
 from ..devices import describe_device, resolve_device
-from .lecture_guide import LECTURE_GUIDE
 from .attribution_tab import AttributionTab
 from .catalog import ModelCache, StatisticsCache, discover_checkpoints, entry_for, newest_checkpoint
 from .compare_tab import CompareTab
 from .dynamics_tab import DynamicsTab
 from .inspect_tab import InspectTab
+from .lecture_guide import LECTURE_GUIDE
 from .server import Studio
 from .session_files import StudioFiles
 from .teaching_tab import TeachingTab

@@ -116,7 +116,7 @@ class CompareTab:
         if len(requests) > MAX_PANELS:
             raise ValueError(f"that makes {len(requests)} panels (checkpoints × seeds × classes); at most {MAX_PANELS} fit")
         generations = []
-        for path, model, seed, label in requests:
+        for _path, model, seed, label in requests:
             generations.append(model.generate(
                 seed=seed, label=label, weights=weights if weights in model.weight_choices else model.weight_choices[0],
                 truncation=None if model.truncation is None else float(truncation)))
