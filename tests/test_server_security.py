@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import torch
 from conftest import free_port
 
 from sagan_viz.app import LAUNCH_SETTINGS, build_app
@@ -309,3 +310,24 @@ def test_a_signal_stops_launch_py_and_removes_every_temporary_folder(signal_numb
         if process.poll() is None:
             process.kill()
     assert list(temporary.iterdir()) == []
+
+
+def test_an_ended_session_s_uploaded_model_leaves_the_model_cache(tmp_path, tiny_checkpoint):
+    from sagan_viz.app.catalog import ModelCache
+    from sagan_viz.app.session_files import StudioFiles, session_of
+
+    cache = ModelCache(torch.device("cpu"))
+    files = StudioFiles(tmp_path / "studio", on_upload_removed=cache.forget)
+    session = files._session(session_of(None))  # what keep_upload does with an upload Gradio stored
+    folder = files.uploads / session.name / "one"
+    folder.mkdir(parents=True)
+    upload = folder / "mine.safetensors"
+    upload.write_bytes(tiny_checkpoint.read_bytes())
+    session.uploads.append(folder)
+    first = cache.get(upload)
+    assert cache.get(upload) is first  # cached while the session lives
+    files.end_session(None)  # the page went away
+    assert not upload.exists()
+    upload.parent.mkdir(parents=True)
+    upload.write_bytes(tiny_checkpoint.read_bytes())
+    assert cache.get(upload) is not first  # forgotten: a new file at that path is read afresh

@@ -1,6 +1,8 @@
 """One image's attention through every snapshot of a run: the strip and the animated GIF."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from PIL import Image, ImageSequence
@@ -57,5 +59,6 @@ def test_the_dynamics_timeline_panel_shows_every_snapshot_and_exports_a_gif(tiny
     assert strip.shape[1] >= snapshots * 32 * 3
     image, strip, gif, state = panel.click(state, "G.attn0", Click(100, 400))
     assert len(state.queries) == 1
+    assert Path(gif).is_relative_to(panel.files.figures)  # in the session's folder, removed with the session
     with Image.open(gif) as animation:
         assert animation.n_frames == snapshots

@@ -59,7 +59,7 @@ def build_app(
         default = entry_for(checkpoint)  # a bad --checkpoint fails here, before any server starts
         entries = [e for e in entries if e.path.resolve() != default.path.resolve()] + [default]
     cache = ModelCache(torch_device)
-    files = StudioFiles()  # each session's figures and uploads, removed when it ends
+    files = StudioFiles(on_upload_removed=cache.forget)  # each session's figures and uploads, removed when it ends
     with Studio(title="sagan-viz", delete_cache=DELETE_CACHE) as demo:
         gr.Markdown(INTRO.format(device=describe_device(torch_device)))
         with gr.Accordion("Lecture guide: a short script for a class (start here)", open=False,
@@ -77,7 +77,7 @@ def build_app(
             with gr.Tab("Attribution", id="attribution"):
                 tabs[2].build()
             with gr.Tab("Training dynamics", id="dynamics"):
-                DynamicsTab(StatisticsCache(cache), entries, default).build(demo)
+                DynamicsTab(StatisticsCache(cache), entries, default, files).build(demo)
             with gr.Tab("Teaching", id="teaching"):
                 tabs[3].build()
         if default is not None:  # ready on open: every tab shows the default checkpoint's image at once

@@ -77,6 +77,11 @@ class ModelCache:
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
         self._lock = threading.Lock()
 
+    def forget(self, path: str | Path) -> None:
+        """Drop the model loaded from path, if any (its file is gone: an upload whose session ended)."""
+        with self._lock:
+            self._models.pop(str(Path(path).resolve()), None)
+
     def get(self, path: str | Path) -> LoadedModel:
         """The model at path, loaded once (raises CheckpointError on a bad file)."""
         key = str(Path(path).resolve())

@@ -9,6 +9,7 @@ from ..families.sagan import FAMILY as SAGAN_FAMILY
 from .catalog import STATISTICS_SEEDS, CheckpointEntry, StatisticsCache, all_layer_names, entry_for, snapshot_steps
 from .controls import checkpoint_choices
 from .errors import shown_to_user
+from .session_files import StudioFiles
 from .timeline_panel import TimelinePanel
 
 GAMMA_NOTE = (
@@ -27,8 +28,10 @@ def lacks_history(family: str) -> str:
 class DynamicsTab:
     """Builds the tab and wires one thin callback."""
 
-    def __init__(self, statistics: StatisticsCache, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+    def __init__(self, statistics: StatisticsCache, entries: list[CheckpointEntry], default: CheckpointEntry | None,
+                 files: StudioFiles | None = None) -> None:
         self.statistics = statistics
+        self.files = files
         self.entries = entries
         self.default = default
 
@@ -70,7 +73,8 @@ class DynamicsTab:
         )
         statistics_plot = gr.Plot(label="Attention statistics per snapshot", elem_id="dynamics-statistics")
         loss_plot = gr.Plot(label="Hinge losses", elem_id="dynamics-loss")
-        TimelinePanel(self.statistics.models, self.entries).build(demo, checkpoint, all_layer_names(self.entries))
+        TimelinePanel(self.statistics.models, self.entries, self.files).build(demo, checkpoint,
+                                                                           all_layer_names(self.entries))
         checkpoint.change(self.show, [checkpoint], [gamma_plot, loss_plot, note])
         statistics_button.click(self.show_statistics, [checkpoint], [statistics_plot])
         demo.load(self.show, [checkpoint], [gamma_plot, loss_plot, note])

@@ -51,7 +51,8 @@ class StudioFiles:
     """
 
     def __init__(self, root: str | Path | None = None, keep_pngs: int = KEPT_PNGS, keep_uploads: int = KEPT_UPLOADS,
-                 max_sessions: int = MAX_SESSIONS, idle_seconds: float = IDLE_SECONDS) -> None:
+                 max_sessions: int = MAX_SESSIONS, idle_seconds: float = IDLE_SECONDS,
+                 on_upload_removed=None) -> None:
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="sagan-viz-files-"))
         self.figures, self.uploads = self.root / "figures", self.root / "uploads"
         for folder in (self.figures, self.uploads):
@@ -63,6 +64,7 @@ class StudioFiles:
         self.max_sessions, self.idle_seconds = max_sessions, idle_seconds
         self._sessions: OrderedDict[str, SessionFolder] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
+        self.on_upload_removed = on_upload_removed  # told each removed upload's path (the model cache forgets it)
 
     def write_png(self, request: gr.Request | None, tab: str, image, name: str) -> str:
         """Write image as a PNG of this session and tab; returns its path (served, unguessable)."""
@@ -92,6 +94,7 @@ class StudioFiles:
             session.uploads.append(folder)
             stale = [session.uploads.popleft() for _ in range(max(0, len(session.uploads) - self.keep_uploads))]
         for old in stale:
+            self._forget_uploads_in(old)
             shutil.rmtree(old, ignore_errors=True)
         return kept
 
@@ -135,5 +138,19 @@ class StudioFiles:
         return session
 
     def _remove(self, session: SessionFolder) -> None:
+        for folder in list(session.uploads):
+            self._forget_uploads_in(folder)
         for area in (self.figures, self.uploads):
             shutil.rmtree(area / session.name, ignore_errors=True)
+
+    def _forget_uploads_in(self, folder: Path) -> None:
+        if self.on_upload_removed is None or not Path(folder).is_dir():
+            return
+        for upload in Path(folder).iterdir():
+            self.on_upload_removed(upload)
+
+    def session_folder(self, request: gr.Request | None, tab: str) -> Path:
+        """A served folder of this session for a tab's other files (e.g. the timeline's GIF); removed with it."""
+        folder = self.figures / self._session(session_of(request)).name / tab
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder

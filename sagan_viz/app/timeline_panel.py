@@ -3,9 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import gradio as gr
 
@@ -13,10 +11,9 @@ from ..inspect import Generation
 from ..timeline import strip_array, timeline_frames, timeline_generations, timeline_views, write_gif
 from .catalog import CheckpointEntry, ModelCache, entry_for
 from .errors import shown_to_user
+from .session_files import StudioFiles
 from .state import add_query
 from .views import clickable_image, clicked_pixel, query_views
-
-GIF_FOLDER = Path(tempfile.gettempdir()) / "sagan-viz-timelines"
 
 
 @dataclass
@@ -38,24 +35,27 @@ def run_snapshots(entry: CheckpointEntry, entries: list[CheckpointEntry]) -> lis
 class TimelinePanel:
     """Builds the timeline's components and wires thin callbacks to sagan_viz.timeline."""
 
-    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry]) -> None:
+    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], files: StudioFiles | None = None) -> None:
         self.cache = cache
         self.entries = entries
+        self.files = files or StudioFiles()  # the GIFs go to each session's own folder
 
-    def render(self, state: TimelineState, layer: str | None):
-        """(clickable newest image, strip, GIF path, state)."""
+    def render(self, state: TimelineState, layer: str | None, request: gr.Request | None = None):
+        """(clickable newest image, strip, GIF path, state); the session keeps only its newest GIF."""
         newest = state.generations[-1]
         layer = layer or "G.attn0"
         snapshots = timeline_views(state.generations, layer, state.queries, newest.image_size)
         gif = None
         if state.queries:
-            GIF_FOLDER.mkdir(exist_ok=True)
-            gif = str(write_gif(timeline_frames(snapshots, layer), GIF_FOLDER / f"timeline-{secrets.token_urlsafe(12)}.gif"))
+            folder = self.files.session_folder(request, "timeline")
+            for old in folder.glob("timeline-*.gif"):
+                old.unlink(missing_ok=True)
+            gif = str(write_gif(timeline_frames(snapshots, layer), folder / f"timeline-{secrets.token_urlsafe(16)}.gif"))
         views = query_views(newest, layer, state.queries) if layer in newest.layers else []
         return clickable_image(newest, views), strip_array(snapshots, layer), gif, state
 
     @shown_to_user
-    def show(self, checkpoint: str | None, seed, layer: str | None, state: TimelineState):
+    def show(self, checkpoint: str | None, seed, layer: str | None, state: TimelineState, request: gr.Request = None):
         """Generate the seed with every snapshot of the checkpoint's run (queries are kept)."""
         if not checkpoint:
             raise ValueError("choose a checkpoint")
@@ -65,22 +65,22 @@ class TimelinePanel:
         seed = int(seed or 0)
         z = newest.latent(seed, newest.resolve_truncation(None))
         generations = timeline_generations(models, z, newest.default_label(seed))
-        return self.render(dataclasses.replace(state, generations=generations), layer)
+        return self.render(dataclasses.replace(state, generations=generations), layer, request)
 
     @shown_to_user
-    def click(self, state: TimelineState, layer: str | None, event: gr.SelectData):
+    def click(self, state: TimelineState, layer: str | None, event: gr.SelectData, request: gr.Request = None):
         """A click on the newest image adds a query to every column."""
         if not state.generations:
             raise ValueError("press Show timeline first")
         pixel = clicked_pixel(state.generations[-1], event.index)
-        return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer)
+        return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
 
     @shown_to_user
-    def clear(self, state: TimelineState, layer: str | None):
+    def clear(self, state: TimelineState, layer: str | None, request: gr.Request = None):
         """Drop every query."""
         if not state.generations:
             return (gr.skip(),) * 4
-        return self.render(dataclasses.replace(state, queries=[]), layer)
+        return self.render(dataclasses.replace(state, queries=[]), layer, request)
 
     def build(self, demo: gr.Blocks, checkpoint: gr.Dropdown, layer_names: list[str]) -> None:
         """Create the components in the current gr.Blocks; the timeline fills on page load."""
