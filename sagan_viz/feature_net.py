@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from .checkpoint import CheckpointError, write_atomically
+from .atomic_files import write_atomically
+from .checkpoint import CheckpointError
 from .imaging import check_images
 from .safetensors_file import open_regular_file, read_header, read_tensors
 

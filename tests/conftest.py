@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from biggan_reference import make_biggan_reference, save_biggan_reference
+from checkpoint_helpers import make_networks, save
 
 from sagan_viz.app import LAUNCH_SETTINGS, build_app
 from sagan_viz.config import ModelConfig
@@ -65,6 +66,17 @@ def tiny_biggan_deep(tmp_path_factory) -> Path:
     """A folder biggan-deep-tiny/ with config.json and pytorch_model.bin, 1,000 classes, attention at 16x16."""
     model = make_biggan_reference(TINY_IMAGENET_BIGGAN, seed=3)
     return save_biggan_reference(model, tmp_path_factory.mktemp("models") / "biggan-deep-tiny")
+
+
+# The checkpoint tests' networks (G, EMA-G, D with trained-looking state) and their checkpoint file.
+@pytest.fixture(scope="module")
+def networks():
+    return make_networks()
+
+
+@pytest.fixture(scope="module")
+def checkpoint_file(networks, tmp_path_factory) -> Path:
+    return save(tmp_path_factory.mktemp("ckpt") / "step_0001234.safetensors", networks)
 
 
 # Browser tests (Playwright driving Debian's Chromium, which .ci/run installs).

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load as load_safetensors_bytes
 
+from sagan_viz.atomic_files import write_atomically
 from sagan_viz.checkpoint import (
     DIGEST_KEY,
     CheckpointError,
@@ -28,7 +29,6 @@ from sagan_viz.checkpoint import (
     save_checkpoint,
     serialise_checkpoint,
     snapshot_name,
-    write_atomically,
 )
 from sagan_viz.safetensors_file import open_regular_file, read_header
 

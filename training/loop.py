@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from sagan_viz.atomic_files import remove_interrupted_writes
 from sagan_viz.checkpoint import (
     SNAPSHOT_GLOB,
     CheckpointContents,
@@ -19,7 +20,6 @@ from sagan_viz.checkpoint import (
     build_networks_from,
     load_resume_state,
     read_checkpoint,
-    remove_interrupted_writes,
     resume_state_path,
     save_checkpoint,
     save_resume_state,

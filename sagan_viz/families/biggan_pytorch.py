@@ -124,14 +124,6 @@ class BigGANPyTorchModel(LoadedModel):
         """truncation × z, z ~ N(0, I) named by seed: their z_var (the std of prepare_z_y's normal)."""
         return truncation * normal_latent(seed, self.z_dim)
 
-    def run_generator(self, generator, z, labels, truncation):
-        """G(z, G.shared(y)) in eval mode, y the class indices."""
-        return generator(z, labels)
-
-    def run_discriminator(self, images, labels):
-        """D(x, y): projection discriminator scores (B,)."""
-        return self.discriminator(images, labels)
-
     def query_shapes(self) -> dict[str, tuple[int, int]]:
         """G's attention layers, then D's, with the side of the map each reads."""
         return _query_shapes(self.config, self.discriminator.config if self.discriminator is not None else None)

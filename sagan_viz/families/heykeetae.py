@@ -8,7 +8,6 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import CheckpointError
-from ..latents import normal_latent
 from .heykeetae_networks import (
     FORMAT,
     NUM_BATCHES_TRACKED,
@@ -107,10 +106,6 @@ class HeykeetaeModel(LoadedModel):
         conv_dim = infer_discriminator_conv_dim(state, path)
         folded = prepare_state(state, discriminator_shapes(conv_dim), path, what)
         return build(HeykeetaeDiscriminator(conv_dim), folded, device)
-
-    def latent(self, seed: int, truncation: float | None) -> torch.Tensor:
-        """z ~ N(0, I) named by seed: their torch.randn(batch, z_dim) (no truncation)."""
-        return normal_latent(seed, self.z_dim)
 
     def run_generator(self, generator, z, labels, truncation):
         """G(z); under 'train-bn' each image is normalised with its 63 companions' batch statistics."""

@@ -17,6 +17,7 @@ from ..attention import SelfAttention
 from ..devices import describe_device
 from ..imaging import to_uint8_images
 from ..inspect import Generation, capture_layer_inputs, override_gamma
+from ..latents import normal_latent
 from ..layer_names import layer_name, parse_layer_name
 
 
@@ -104,19 +105,21 @@ class LoadedModel(ABC):
         self.history = history
         self._lock = threading.Lock()  # capture hooks and gamma overrides: one forward at a time per model
 
-    # What a family implements.
-    @abstractmethod
+    # What a family implements, or keeps as most SAGANs have it.
     def latent(self, seed: int, truncation: float | None) -> torch.Tensor:
-        """The z (1, z_dim) a seed names under this family's prior."""
+        """The z (1, z_dim) a seed names under this family's prior: N(0, I) unless the family says otherwise."""
+        return normal_latent(seed, self.z_dim)
 
-    @abstractmethod
     def run_generator(self, generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None,
                       truncation: float | None) -> torch.Tensor:
-        """Images (B, 3, H, W) in [-1, 1] from z (B, z_dim) and labels as label_tensor() makes them."""
+        """Images (B, 3, H, W) in [-1, 1] from z (B, z_dim) and labels as label_tensor() makes them: G(z, labels)."""
+        return generator(z, labels)
 
     def run_discriminator(self, images: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """D's scores (B,); only called when the model has a discriminator."""
-        raise NotImplementedError(f"{self.family} models have no discriminator")
+        """D's scores (B,): D(images, labels); only called when the model has a discriminator."""
+        if self.discriminator is None:
+            raise NotImplementedError(f"{self.family} models have no discriminator")
+        return self.discriminator(images, labels)
 
     @abstractmethod
     def query_shapes(self) -> dict[str, tuple[int, int]]:

@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError
-from ..latents import normal_latent
 from .biggan_deep import class_names
 from .interface import LoadedModel, ModelSummary
 from .mmgen_networks import (
@@ -195,18 +194,6 @@ class MMGenModel(LoadedModel):
                          class_names=class_names(generator_config.num_classes), step=iteration_of(meta))
         self.config, self.discriminator_config, self.settings = generator_config, discriminator_config, settings
         self.experiment = meta.get("exp_name") if isinstance(meta.get("exp_name"), str) else None
-
-    def latent(self, seed: int, truncation: float | None) -> torch.Tensor:
-        """noise ~ N(0, I) named by seed (SNGANGenerator's default noise sampler, torch.randn)."""
-        return normal_latent(seed, self.z_dim)
-
-    def run_generator(self, generator, z, labels, truncation):
-        """G(noise, labels)."""
-        return generator(z, labels)
-
-    def run_discriminator(self, images, labels):
-        """ProjDiscriminator's score per image."""
-        return self.discriminator(images, labels)
 
     def query_shapes(self) -> dict[str, tuple[int, int]]:
         """From the architecture the shapes describe."""

@@ -8,7 +8,6 @@ from torch import nn
 
 from ..checkpoint import FORMAT_TAG, CheckpointContents, build_networks_from, read_checkpoint, read_checkpoint_summary
 from ..config import ModelConfig, discriminator_resolutions, generator_resolutions
-from ..latents import normal_latent
 from ..layer_names import layer_name
 from .interface import LoadedModel, ModelSummary
 
@@ -50,18 +49,6 @@ class SaganModel(LoadedModel):
     def name(self) -> str:
         """Run folder / file name, and step."""
         return f"{self.path.parent.name}/{self.path.stem} (step {self.step})"
-
-    def latent(self, seed: int, truncation: float | None) -> torch.Tensor:
-        """z ~ N(0, I) named by seed (this family has no truncation)."""
-        return normal_latent(seed, self.config.z_dim)
-
-    def run_generator(self, generator, z, labels, truncation):
-        """G(z, labels)."""
-        return generator(z, labels)
-
-    def run_discriminator(self, images, labels):
-        """D(images, labels)."""
-        return self.discriminator(images, labels)
 
     def query_shapes(self) -> dict[str, tuple[int, int]]:
         """From the checkpoint's config."""

@@ -31,8 +31,6 @@ def numpy_scalars_allowed():
     return contextlib.nullcontext() if allow is None else allow(NUMPY_SCALARS)
 
 
-
-
 def read_torch_file(path: Path, mmap: bool = True) -> object:
     """The object in a PyTorch file, loaded weights-only; CheckpointError naming the file otherwise."""
     try:

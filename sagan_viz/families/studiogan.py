@@ -14,7 +14,6 @@ import torch
 from torch import nn
 
 from ..checkpoint import CheckpointError
-from ..latents import normal_latent
 from .biggan_deep import class_names
 from .interface import LoadedModel, ModelSummary
 from .studiogan_layout import (
@@ -131,18 +130,6 @@ class StudioGANModel(LoadedModel):
                          z_dim=generator_config.z_dim, num_classes=generator_config.num_classes,
                          class_names=class_names(generator_config.num_classes), step=files.step)
         self.files, self.config, self.discriminator_config = files, generator_config, discriminator_config
-
-    def latent(self, seed: int, truncation: float | None) -> torch.Tensor:
-        """z ~ N(0, I) named by seed (StudioGAN's gaussian prior, truncation_factor -1)."""
-        return normal_latent(seed, self.z_dim)
-
-    def run_generator(self, generator, z, labels, truncation):
-        """G(z, labels)."""
-        return generator(z, labels)
-
-    def run_discriminator(self, images, labels):
-        """D's adv_output (with the projection term for a PD discriminator)."""
-        return self.discriminator(images, labels)
 
     def query_shapes(self) -> dict[str, tuple[int, int]]:
         """From the architecture the shapes describe."""
