@@ -98,7 +98,8 @@ class TimelinePanel:
             image = gr.Image(label="Newest snapshot: click to add a query", interactive=False, format="png",
                              elem_id="timeline-image", buttons=[], scale=1)
             strip = gr.Image(label="Every snapshot, oldest on the left", interactive=False, format="png",
-                             elem_id="timeline-strip", buttons=["fullscreen"], scale=3)
+                             elem_id="timeline-strip", buttons=["fullscreen"], scale=3,
+                             show_label=False)  # its label covered the first columns' step numbers
         gif = gr.File(label="Animated GIF of the paper figure at every snapshot", elem_id="timeline-gif")
         outputs = [image, strip, gif, state]
         show.click(self.show, [checkpoint, seed, layer, state], outputs)
