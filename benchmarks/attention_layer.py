@@ -9,10 +9,10 @@ Peak memory, two ways:
   and free torch makes, in order; the peak of their running sum is the most bytes the pass held
   on top of what was live before. Exact, and immune to the other processes on the machine, but
   blind to memory allocated outside torch's allocator.
-- peak RSS growth in a fresh Python per path (`python benchmarks/attention_layer.py PATH BATCH
-  THREADS`): warm the same path up on a small map, reset the kernel's high-water mark (write 5
-  to /proc/self/clear_refs), run the large case, read VmHWM - VmRSS. It sees all the process
-  touched, page-granular.
+- peak RSS growth in a fresh Python per path (`python -m benchmarks.attention_layer PATH
+  BATCH THREADS`, from the repository root): warm the same path up on a small map, reset the
+  kernel's high-water mark (write 5 to /proc/self/clear_refs), run the large case, read
+  VmHWM - VmRSS. It sees all the process touched, page-granular.
 Theory: an N x N float32 matrix is N^2 * 4 B (64 MiB at N = 4096) per batch element, and the
 naive backward holds three at once (beta, kept for softmax's backward; d beta; d s).
 
@@ -29,15 +29,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from torch import nn
+from torch.profiler import ProfilerActivity, profile
+
+from sagan_viz.attention import SelfAttention, set_attention_path
+
 REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPOSITORY))  # runnable as a plain script (the RSS child) from anywhere
-
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.profiler import ProfilerActivity, profile  # noqa: E402
-
-from sagan_viz.attention import SelfAttention, set_attention_path  # noqa: E402
-
 MIB = 2**20
 FLASH_OP = "aten::_scaled_dot_product_flash_attention_for_cpu"
 MATH_OP = "aten::_scaled_dot_product_attention_math"
@@ -119,8 +117,8 @@ def rss_growth_per_path(batch: int) -> dict[str, dict]:
     """Every path's peak RSS growth, each in its own fresh Python, run side by side (memory, not time)."""
     children = {
         path: subprocess.Popen(
-            [sys.executable, __file__, path, str(batch), str(torch.get_num_threads())],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-m", "benchmarks.attention_layer", path, str(batch), str(torch.get_num_threads())],
+            cwd=REPOSITORY, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for path in PATHS
     }

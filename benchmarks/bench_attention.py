@@ -1,6 +1,6 @@
 """Self-attention cost on this CPU: the fast path against the inspection path.
 
-    python benchmarks/bench_attention.py [--quick] [--threads N]
+    python -m benchmarks.bench_attention [--quick] [--threads N]    # from the repository root
 
 Prints Markdown tables and writes them, with every number behind them, to
 benchmarks/results/attention.json. Two paths are compared everywhere (see attention_layer.py):
@@ -29,16 +29,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCHMARKS.parent), str(BENCHMARKS)]  # runnable as a plain script from anywhere
+import torch
 
-import torch  # noqa: E402
-from attention_layer import (  # noqa: E402
+from benchmarks.attention_layer import (
     FAST,
     INSPECTION,
     MIB,
@@ -50,14 +47,14 @@ from attention_layer import (  # noqa: E402
     sdpa_kernel,
     use_path,
 )
+from sagan_viz.attention import SelfAttention
+from sagan_viz.config import ModelConfig
+from training.data import load_dataset
+from training.distributed import ProcessInfo
+from training.loop import discriminator_step, generator_step, new_run_state, update_ema
+from training.options import TrainConfig
 
-from sagan_viz.attention import SelfAttention  # noqa: E402
-from sagan_viz.config import ModelConfig  # noqa: E402
-from training.data import load_dataset  # noqa: E402
-from training.distributed import ProcessInfo  # noqa: E402
-from training.loop import discriminator_step, generator_step, new_run_state, update_ema  # noqa: E402
-from training.options import TrainConfig  # noqa: E402
-
+BENCHMARKS = Path(__file__).resolve().parent
 RESULTS_PATH = BENCHMARKS / "results" / "attention.json"
 FACES32_CONFIG = ModelConfig(g_channels=16, d_channels=16, z_dim=64)  # the project's faces32 runs
 MEMORY_TARGET = 0.25  # the fast path's peak memory, at most this fraction of the naive path's
@@ -225,7 +222,7 @@ def report(results: dict) -> str:
 
 def main() -> None:
     """Parse flags, measure, print Markdown and write JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_attention", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke run, well under a minute")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1; see above)")
     args = parser.parse_args()

@@ -5,7 +5,7 @@ The fused path pads q and k from C/8 to the value width so that CPU SDPA takes i
 both paths, interleaved, over N = side^2 for the shapes training uses, and prints the ratio
 explicit / fused per N: attention.FUSED_MIN_POSITIONS is set from the smallest N where fused wins.
 
-    python benchmarks/bench_attention_paths.py            # results in benchmarks/results/attention_paths.json
+    python -m benchmarks.bench_attention_paths            # results in benchmarks/results/attention_paths.json
 """
 from __future__ import annotations
 

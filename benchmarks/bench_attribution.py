@@ -1,6 +1,6 @@
 """Time of one query's Captum attribution on this CPU (target: under 2 s).
 
-    python benchmarks/bench_attribution.py [--checkpoint PATH] [--repeats 7] [--threads 1]
+    python -m benchmarks.bench_attribution [--checkpoint PATH] [--repeats 7] [--threads 1]   # from the repository root
 
 Default checkpoint: the newest runs/faces32-sagan/step_*.safetensors (the bundled 32x32 model), else
 the newest checkpoints/faces32-sagan/step_*.safetensors. Each case runs once to warm up, then
@@ -20,17 +20,13 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPOSITORY))  # runnable as a plain script from anywhere
+import torch
 
-import torch  # noqa: E402
-
-from sagan_viz import load_checkpoint  # noqa: E402
-from sagan_viz.attribution import (  # noqa: E402
+from sagan_viz import load_checkpoint
+from sagan_viz.attribution import (
     INTEGRATION_STEPS,
     attribution_figure,
     discriminator_attribution,
@@ -38,6 +34,7 @@ from sagan_viz.attribution import (  # noqa: E402
     query_beta_row,
 )
 
+REPOSITORY = Path(__file__).resolve().parents[1]
 RESULTS_PATH = REPOSITORY / "benchmarks" / "results" / "attribution.json"
 TARGET_S = 2.0
 SEED, QUERY_CELL = 7, (4, 8)  # the preview figure's query: an eyebrow, far from most of the image
@@ -87,7 +84,7 @@ def cases(model, generation, layer: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_attribution", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)

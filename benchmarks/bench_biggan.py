@@ -1,6 +1,6 @@
 """A BigGAN-deep-128-sized model in sagan-viz: load, generate, β, memory per generation, and the studio click.
 
-    python benchmarks/bench_biggan.py [--folder DIR] [--quick]
+    python -m benchmarks.bench_biggan [--folder DIR] [--quick]    # from the repository root
 
 The model has random weights in the real file's layout and size (biggan_model.py; written once under
 /tmp/bench-biggan/, outside the repository). One torch thread (OMP_NUM_THREADS=1 for every child too).
@@ -33,7 +33,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch is imported, here and in every child
 BENCHMARKS = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS.parent
-sys.path[:0] = [str(REPOSITORY), str(BENCHMARKS)]  # runnable as a plain script from anywhere
 RESULTS_PATH = BENCHMARKS / "results" / "biggan.json"
 MEMORY_TARGET_BYTES = 20e6
 CLICK_RATIO_TARGET = 1.2
@@ -42,9 +41,9 @@ KEPT_EARLIER_RUNS = 4
 # baseline) and the same app returning PNG files written beforehand (Gradio at its leanest)
 BROWSER_APPS = ("studio", "trivial", "trivial_no_overlay", "trivial_files")
 
-import biggan_costs  # noqa: E402
-from biggan_memory import MMAP_THRESHOLD  # noqa: E402
-from biggan_model import DEFAULT_FOLDER, describe_folder, ensure_model_folder  # noqa: E402
+from benchmarks import biggan_costs  # noqa: E402
+from benchmarks.biggan_memory import MMAP_THRESHOLD  # noqa: E402
+from benchmarks.biggan_model import DEFAULT_FOLDER, describe_folder, ensure_model_folder  # noqa: E402
 
 
 def load() -> list[float]:
@@ -58,8 +57,8 @@ def memory_in_child(folder: Path, count: int, fixed_threshold: bool) -> dict:
     environment.pop("MALLOC_MMAP_THRESHOLD_", None)
     if fixed_threshold:
         environment["MALLOC_MMAP_THRESHOLD_"] = str(MMAP_THRESHOLD)
-    done = subprocess.run([sys.executable, str(BENCHMARKS / "biggan_memory.py"), str(folder), str(count)],
-                          capture_output=True, text=True, env=environment, check=False)
+    done = subprocess.run([sys.executable, "-m", "benchmarks.biggan_memory", str(folder), str(count)],
+                          cwd=REPOSITORY, capture_output=True, text=True, env=environment, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"biggan_memory.py failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -77,9 +76,9 @@ def figure_sizes(model, layer: str) -> dict[str, list[int]]:
 def measure_studio(folder: Path, plan: dict) -> dict:
     """The Inspect tab's click: in-process (callback, Gradio's postprocessing), then in Chromium."""
     import gradio as gr
-    from studio_browser import measure_in_browser
-    from studio_server import measure_server_side
 
+    from benchmarks.studio_browser import measure_in_browser
+    from benchmarks.studio_server import measure_server_side
     from sagan_viz.app import build_app
 
     studio = build_app(folder.parent, checkpoint=folder, device="cpu")
@@ -169,9 +168,9 @@ def settings(quick: bool) -> dict:
 
 def main() -> None:
     """Parse flags, make or reuse the model folder, measure, print and write."""
-    from biggan_report import report
+    from benchmarks.biggan_report import report
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_biggan", description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=DEFAULT_FOLDER, help="where the random model is cached")
     parser.add_argument("--quick", action="store_true", help="smoke run, about two minutes")
     args = parser.parse_args()

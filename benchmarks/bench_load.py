@@ -1,8 +1,8 @@
 """The studio under several users: click latency at human pace, and clicks per second at saturation.
 
-    python benchmarks/bench_load.py [--checkpoint PATH] [--users 8] [--seconds 60] [--quick] [--concurrency N]
+    python -m benchmarks.bench_load [--checkpoint PATH] [--users 8] [--seconds 60] [--quick] [--concurrency N]
 
-The studio is served on 127.0.0.1 by a child process built as launch.py builds it (this file with --serve),
+The studio is served on 127.0.0.1 by a child process built as launch.py builds it (this module with --serve),
 so that the clients do not share its GIL. Users speak Gradio's queue API as the page does: POST
 /gradio_api/queue/join, then the event's answer from the /gradio_api/queue/data stream, then a GET of each
 PNG file the answer names (as the browser fetches them). Phases, each bounded in time and count:
@@ -37,7 +37,6 @@ from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS.parent
-sys.path[:0] = [str(REPOSITORY), str(BENCHMARKS)]  # runnable as a plain script from anywhere
 RESULTS_PATH = BENCHMARKS / "results" / "load.json"
 DISPLAY = 512  # the clickable image's width and height in display pixels (32 px upscaled x16)
 GENERATED = 32
@@ -103,12 +102,12 @@ def start_server(checkpoint: Path, concurrency: int | None, switch_interval: flo
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, __file__, "--serve", str(port), "--checkpoint", str(checkpoint)]
+    command = [sys.executable, "-m", "benchmarks.bench_load", "--serve", str(port), "--checkpoint", str(checkpoint)]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
     if switch_interval is not None:
         command += ["--switch-interval", str(switch_interval)]
-    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    process = subprocess.Popen(command, cwd=REPOSITORY, env={**os.environ, "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -287,7 +286,8 @@ def report(results: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_load", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", type=Path, default=None, help="default: newest bundled faces32-sagan step")
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the several-users paced phase")

@@ -1,6 +1,6 @@
 """The attention studio's speed: server-side click time, click-to-map in a browser, and start-up.
 
-    python benchmarks/bench_studio.py [--checkpoint PATH] [--checkpoints DIR] [--quick]
+    python -m benchmarks.bench_studio [--checkpoint PATH] [--checkpoints DIR] [--quick]    # from the repository root
 
 Prints a Markdown table and writes the numbers to benchmarks/results/studio.json (load average included).
 The CPU is shared, so the browser target is a ratio measured in one run, clicks interleaved.
@@ -30,13 +30,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchmarks.studio_browser import measure_in_browser
+from benchmarks.studio_server import measure_server_side
+
 BENCHMARKS = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS.parent
-sys.path[:0] = [str(REPOSITORY), str(BENCHMARKS)]  # runnable as a plain script from anywhere
 RESULTS_PATH = BENCHMARKS / "results" / "studio.json"
-
-from studio_browser import measure_in_browser  # noqa: E402
-from studio_server import measure_server_side  # noqa: E402
 
 
 def default_checkpoint() -> Path:
@@ -56,9 +55,8 @@ def load() -> list[float]:
 # 3. Start-up ------------------------------------------------------------------------------------------------
 
 STARTUP_PROBE = """
-import json, sys, time
+import json, time
 started = time.perf_counter()
-sys.path.insert(0, {repository!r})
 import gradio
 gradio_done = time.perf_counter()
 from sagan_viz.app import build_app
@@ -119,7 +117,7 @@ def launch_once(checkpoints: Path, environment: dict) -> dict:
 
 def probe_once(checkpoints: Path, environment: dict) -> dict:
     """A fresh Python timing import gradio, import sagan_viz.app, build_app; plus its whole wall time."""
-    code = STARTUP_PROBE.format(repository=str(REPOSITORY), checkpoints=str(checkpoints))
+    code = STARTUP_PROBE.format(checkpoints=str(checkpoints))
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], cwd=REPOSITORY, capture_output=True, text=True, env=environment)
     if done.returncode != 0:
@@ -191,7 +189,7 @@ def settings(quick: bool) -> dict:
 
 def main() -> None:
     """Parse flags, measure (start-up first, while nothing else of ours runs), print and write."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_studio", description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, help="the 32x32 SAGAN checkpoint (default: newest faces32-sagan)")
     parser.add_argument("--checkpoints", type=Path, help="folder launch.py lists (default: the checkpoint's folder)")
     parser.add_argument("--quick", action="store_true", help="smoke run, under a minute")

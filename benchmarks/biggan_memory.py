@@ -1,7 +1,7 @@
 """Memory one BigGAN-deep generation adds to a studio session: what its Generation keeps alive.
 
-Two ways, in a fresh process (`python benchmarks/biggan_memory.py FOLDER COUNT`, which prints one JSON line;
-bench_biggan.py starts it):
+Two ways, in a fresh process (`python -m benchmarks.biggan_memory FOLDER COUNT` from the repository root,
+which prints one JSON line; bench_biggan.py starts it):
 - counting: walk everything reachable from the Generation (its fields, the layer capture, the cached
   query and key projections after a click) and add up the distinct tensor storages and NumPy buffers.
   Modules are not entered: the network's weights are the model's, shared by every generation.
@@ -21,11 +21,8 @@ import tracemalloc
 import types
 from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPOSITORY))  # runnable as a plain script from anywhere
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
 LABEL, TRUNCATION, CLICKED_QUERY = 207, 0.4, 2080  # a query near the middle of the 64x64 grid
 MMAP_THRESHOLD = 1 << 17  # bytes: set as MALLOC_MMAP_THRESHOLD_ by the parent (a fixed threshold)

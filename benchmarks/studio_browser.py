@@ -2,8 +2,8 @@
 
 bench_studio.py calls measure_in_browser(). The apps run in their own Python process, as they do under
 `python launch.py`, so that the browser driver's thread does not take the server's GIL; the child is this
-file run as `python benchmarks/studio_browser.py --serve ...`, which prints one JSON line (URLs and the
-click plan) and serves until its stdin closes.
+module run as `python -m benchmarks.studio_browser --serve ...` from the repository root, which prints one
+JSON line (URLs and the click plan) and serves until its stdin closes.
 
 Three apps, clicked in turn A, B, C, ... in one browser:
 - studio: the Inspect tab; a click is timed until #inspect-figure and #inspect-grid both show new images.
@@ -26,11 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parent
-REPOSITORY = BENCHMARKS.parent
-sys.path[:0] = [str(REPOSITORY), str(BENCHMARKS)]  # runnable as a plain script from anywhere
+from benchmarks.studio_server import SEED, display_side, generate_in_studio, query_cell, random_index, summary
 
-from studio_server import SEED, display_side, generate_in_studio, query_cell, random_index, summary  # noqa: E402
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -204,13 +202,15 @@ def measure_in_browser(checkpoint: Path, pairs: int, seed: int = SEED, apps: tup
     """Start the child server, time the clicks in Chromium, stop the child; summaries and ratios."""
     from playwright.sync_api import sync_playwright
 
-    child = subprocess.Popen([sys.executable, __file__, "--serve", "--checkpoint", str(checkpoint),
-                              "--pairs", str(pairs), "--seed", str(seed), "--apps", ",".join(apps)],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-m", "benchmarks.studio_browser", "--serve",
+                              "--checkpoint", str(checkpoint), "--pairs", str(pairs), "--seed", str(seed),
+                              "--apps", ",".join(apps)],
+                             cwd=REPOSITORY, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         line = child.stdout.readline()
         if not line:
-            raise RuntimeError(f"the app server ({Path(__file__).name} --serve) exited before serving; its error is above")
+            raise RuntimeError("the app server (benchmarks.studio_browser --serve) exited before serving; "
+                               "its error is above")
         served = json.loads(line)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -233,7 +233,8 @@ def measure_in_browser(checkpoint: Path, pairs: int, seed: int = SEED, apps: tup
 
 def main() -> None:
     """The child's entry point (see the module docstring)."""
-    parser = argparse.ArgumentParser(description="serve the studio and trivial apps for the browser benchmark")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.studio_browser",
+                                     description="serve the studio and trivial apps for the browser benchmark")
     parser.add_argument("--serve", action="store_true", required=True)
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--pairs", type=int, required=True)
