@@ -6,6 +6,8 @@ import os
 import socket
 import sys
 
+from sagan_viz.devices import DEVICE_CHOICES  # no torch: --help stays instant
+
 DEFAULT_PORT = 7860
 DEFAULT_MAX_UPLOAD_MB = 256  # BigGAN-deep-512's weights are ~230 MB; security.DEFAULT_MAX_UPLOAD_BYTES agrees
 
@@ -48,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "BigGAN-deep folder with config.json and pytorch_model.bin (python -m sagan_viz.download "
                         "fetches one); default: the newest bundled one in --checkpoints")
     parser.add_argument("--checkpoints", default="checkpoints", help="folder of checkpoints to list")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
                         help="where the networks run; auto picks cuda, then mps, then cpu")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 127.0.0.1 keeps the studio private to this machine")

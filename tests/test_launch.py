@@ -33,6 +33,32 @@ def test_help_explains_every_flag():
         assert flag in done.stdout
 
 
+def test_help_does_not_import_torch_gradio_or_the_studio():
+    probe = ("import runpy, sys\n"
+             "sys.argv = ['launch.py', '--help']\n"
+             "try:\n"
+             "    runpy.run_path('launch.py', run_name='__main__')\n"
+             "except SystemExit as stop:\n"
+             "    assert stop.code == 0, stop.code\n"
+             "heavy = sorted(name for name in sys.modules if name.split('.')[0] in ('torch', 'gradio', 'numpy'))\n"
+             "print('imported:', heavy)\n")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=REPOSITORY, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "imported: []"
+
+
+def test_device_choices_are_the_one_list_the_library_and_the_trainer_use():
+    from sagan_viz.devices import DEVICE_CHOICES
+    from training.train import build_parser as training_parser
+
+    def device_choices(parser):
+        (action,) = [action for action in parser._actions if "--device" in action.option_strings]
+        return tuple(action.choices)
+
+    assert device_choices(launch.build_parser()) == DEVICE_CHOICES == device_choices(training_parser())
+    assert set(DEVICE_CHOICES) == {"auto", "cpu", "cuda", "mps"}
+
+
 def test_defaults_listen_on_localhost_without_share_browser_or_run_history(launched, tiny_checkpoint_dir, capsys):
     launch.main(["--checkpoints", str(tiny_checkpoint_dir), "--device", "cpu"])
     (settings,) = launched

@@ -23,7 +23,7 @@ class TrainConfig:
     d_steps: int = 1  # discriminator steps per generator step
     ema_decay: float = 0.999
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | mps
+    device: str = "auto"  # one of sagan_viz.devices.DEVICE_CHOICES
     sample_every: int = 500
     checkpoint_every: int = 1000
     history_every: int = 50
@@ -42,7 +42,7 @@ class TrainConfig:
             if not 0.0 <= getattr(self, name) < 1.0:
                 problems.append(f"{name} must be in [0, 1) (got {getattr(self, name)})")
         if self.device not in DEVICE_CHOICES:
-            problems.append(f"device must be auto, cpu, cuda or mps (got {self.device!r})")
+            problems.append(f"device must be one of {', '.join(DEVICE_CHOICES)} (got {self.device!r})")
         if problems:
             raise ValueError("; ".join(problems))
 
