@@ -1,4 +1,4 @@
-"""Resume: exactly as one run, after SIGKILL mid-write, and from damaged sidecars and checkpoints."""
+"""Resume: exactly as one run, after SIGKILL mid-write, from damaged sidecars and checkpoints, not on other data."""
 import os
 import shutil
 import subprocess
@@ -6,8 +6,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from training_helpers import (
     TINY_FLAGS,
     assert_one_line_error,
@@ -311,3 +313,15 @@ def test_temporaries_left_by_interrupted_writes_are_removed_at_start_and_counted
     assert f"removed 3 unfinished temporary file(s) left by an interrupted write in {out}" in said
     assert not any((out / name).exists() for name in leftovers)
     assert all((out / name).exists() for name in others)  # not write_atomically's names: not ours to delete
+
+
+def test_resuming_on_another_data_set_is_refused_naming_both_and_changes_nothing(resumable_run, tmp_path, capsys):
+    out = copy_run(resumable_run, tmp_path)
+    pictures = tmp_path / "pictures"
+    pictures.mkdir()
+    for index in range(4):
+        Image.fromarray(np.full((32, 32, 3), 60 * index, np.uint8)).save(pictures / f"{index}.png")
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
+    line = resume_fails(out, capsys, "--data", str(pictures))
+    assert f"{out / 'step_0000002.safetensors'} was trained on 'faces', not '{pictures}'" in line, line
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before

@@ -1,4 +1,4 @@
-"""The trainer: hinge losses, DDP on CPU, the CLI and samples (resume: test_resume.py)."""
+"""The trainer: hinge losses, DDP on CPU, the CLI, samples and a conditional run (resume: test_resume.py)."""
 import dataclasses
 import os
 import socket
@@ -13,16 +13,20 @@ import torch.multiprocessing
 from PIL import Image
 from training_helpers import TINY_FLAGS, assert_one_line_error, checkpoint_names, run
 
+import sagan_viz
+import training.loop
 from sagan_viz.checkpoint import PARTS, build_networks_from, load_resume_state, read_checkpoint
 from sagan_viz.config import ModelConfig
 from sagan_viz.imaging import to_uint8_images
 from sagan_viz.networks import Discriminator, Generator
+from training.faces import FACE_CLASSES
 from training.loop import (
     hinge_loss_discriminator,
     hinge_loss_generator,
     train,
 )
 from training.options import TrainConfig
+from training.progress import save_sample_grid
 from training.train import build_parser, configs_from_arguments, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,11 +101,24 @@ def test_ddp_on_two_cpu_processes_keeps_ranks_identical_and_only_rank_0_writes(t
 # --- the command line -----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """A 3-step run with samples every 2 steps and checkpoints at 0, 2 and 3."""
+def finished_run_and_samples(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """A 3-step run with samples every 2 steps and checkpoints at 0, 2 and 3; and what each sample grid was drawn from."""
     out = tmp_path_factory.mktemp("finished") / "run"
-    run(out, 3, "--sample-every", "2", "--checkpoint-every", "2", "--history-every", "1")
-    return out
+    sampled = []
+
+    def record_then_save(generator_ema, z, labels, out_dir, step):
+        sampled.append({"step": step, "z": z.clone(), "labels": labels})
+        return save_sample_grid(generator_ema, z, labels, out_dir, step)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training.loop, "save_sample_grid", record_then_save)
+        run(out, 3, "--sample-every", "2", "--checkpoint-every", "2", "--history-every", "1")
+    return out, sampled
+
+
+@pytest.fixture(scope="module")
+def finished_run(finished_run_and_samples) -> Path:
+    return finished_run_and_samples[0]
 
 
 def test_help_mentions_a_flag_for_every_training_and_model_option(capsys):
@@ -161,7 +178,8 @@ def test_the_real_process_exits_2_without_a_traceback(tmp_path):
     assert_one_line_error(result.stderr, "steps must be at least 1 (got 0)")
 
 
-def test_sample_grids_are_written_at_the_interval_with_eight_columns_from_ema_G(finished_run):
+def test_sample_grids_show_ema_G_on_one_fixed_set_of_latents_eight_columns_at_the_interval(finished_run_and_samples):
+    finished_run, sampled = finished_run_and_samples
     samples = finished_run / "samples"
     assert sorted(p.name for p in samples.iterdir()) == ["step_0000002.png", "step_0000003.png"]  # + final step
     grid = np.asarray(Image.open(samples / "step_0000003.png").convert("RGB"))
@@ -170,11 +188,15 @@ def test_sample_grids_are_written_at_the_interval_with_eight_columns_from_ema_G(
     assert grid.shape == (side, side, 3)
     for line in range(0, side, tile + padding):
         assert (grid[:, line] == 255).all() and (grid[line, :] == 255).all()
+    # Whatever latents the trainer draws, they are the same 64 at every sample step: grids show progress.
+    assert [call["step"] for call in sampled] == [2, 3] and sampled[0]["labels"] is None
+    z = sampled[0]["z"]
+    assert z.shape == (64, 16) and torch.equal(sampled[1]["z"], z)
     contents = read_checkpoint(finished_run / "step_0000003.safetensors")
-    _, generator_ema, _ = build_networks_from(contents)
-    z = torch.randn(64, 16, generator=torch.Generator().manual_seed(contents.training["seed"] + 1))
+    generator, generator_ema, _ = build_networks_from(contents)
     with torch.no_grad():
-        expected = to_uint8_images(generator_ema(z))
+        expected, raw = to_uint8_images(generator_ema(z)), to_uint8_images(generator.eval()(z))
+    assert not np.array_equal(expected, raw)  # so the tiles below can only be EMA-G's
     for index in (0, 7, 8, 63):
         top, left = 1 + (index // columns) * (tile + padding), 1 + (index % columns) * (tile + padding)
         assert np.array_equal(grid[top : top + tile, left : left + tile], expected[index]), index
@@ -182,3 +204,19 @@ def test_sample_grids_are_written_at_the_interval_with_eight_columns_from_ema_G(
     assert not np.array_equal(earlier, grid)
 
 
+
+
+def test_a_short_conditional_run_trains_both_networks_on_the_labels_of_the_data(tmp_path):
+    out = tmp_path / "run"
+    run(out, 2, "--conditional", "--checkpoint-every", "2", "--sample-every", "2", "--history-every", "1")
+    first = read_checkpoint(out / "step_0000000.safetensors")
+    last = read_checkpoint(out / "step_0000002.safetensors")
+    assert last.config.num_classes == len(FACE_CLASSES) and last.dataset == "faces"
+    # The labels reach both losses: only they select rows of D's projection and of G's class-conditional BN.
+    for part, key in (("D", "embedding.parametrizations.weight.original"),
+                      ("G", "stages.0.norm1.gain.parametrizations.weight.original")):
+        assert not torch.equal(first.state_dicts[part][key], last.state_dicts[part][key]), part
+    model = sagan_viz.load_checkpoint(out / "step_0000002.safetensors", device="cpu")
+    images = [model.generate(seed=5, label=label).image_tensor for label in range(len(FACE_CLASSES))]
+    assert all((images[0] - other).abs().max() > 1e-4 for other in images[1:])  # one z, a different face per class
+    assert (out / "samples" / "step_0000002.png").is_file()
