@@ -54,7 +54,9 @@ UNIT_NORM_TOLERANCE = 0.02
 MAX_WEIGHT_OVER_SIGMA = 10.0
 
 
-SNAPSHOT_GLOB = "step_*.safetensors"  # the snapshots of a run folder
+SNAPSHOT_GLOB = "step_*.safetensors"  # the snapshots of a run folder (and files merely named like them)
+SNAPSHOT_NAME = re.compile(r"step_(\d+)\.safetensors")  # what snapshot_name writes
+SNAPSHOT_FILE_NAME = re.compile(r"step_\d+\.(safetensors|resume\.pt)")  # a snapshot or its resume sidecar
 
 
 def snapshot_stem(step: int) -> str:
@@ -65,6 +67,12 @@ def snapshot_stem(step: int) -> str:
 def snapshot_name(step: int) -> str:
     """'step_0001250.safetensors': the checkpoint file of a step in a run folder."""
     return f"{snapshot_stem(step)}.safetensors"
+
+
+def snapshot_step(name: str) -> int | None:
+    """The step of a file named step_N.safetensors (any number of digits), else None."""
+    match = SNAPSHOT_NAME.fullmatch(name)
+    return None if match is None else int(match[1])
 
 
 @dataclass

@@ -20,8 +20,8 @@ from training_helpers import (
 )
 
 from sagan_viz.atomic_files import HOLD_WRITE_VARIABLE
-from sagan_viz.checkpoint import load_resume_state, read_checkpoint
-from training.loop import CHECKPOINT_GLOB, find_latest_checkpoint
+from sagan_viz.checkpoint import SNAPSHOT_GLOB, load_resume_state, read_checkpoint
+from training.loop import find_latest_checkpoint
 from training.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,7 +124,7 @@ def kill_on_cue(out: Path, log: Path, cue: Path) -> str:
 
 def assert_folder_survived_the_kill(out: Path) -> Path:
     """Every file named as a checkpoint loads, and the newest resumable one has its resume state."""
-    for path in sorted(out.glob(CHECKPOINT_GLOB)):
+    for path in sorted(out.glob(SNAPSHOT_GLOB)):
         contents = read_checkpoint(path)
         assert contents.history.steps == list(range(contents.step + 1)), path.name
     latest = find_latest_checkpoint(out)

@@ -5,8 +5,7 @@ from pathlib import Path
 
 import torch
 
-from sagan_viz.checkpoint import PARTS
-from training.loop import CHECKPOINT_GLOB
+from sagan_viz.checkpoint import PARTS, SNAPSHOT_GLOB
 from training.train import main
 
 TINY_FLAGS = ["--data", "faces", "--data-size", "64", "--resolution", "32", "--g-channels", "8",
@@ -45,7 +44,7 @@ def assert_same_nested(first, second, where="") -> None:
 
 def checkpoint_names(out: Path) -> set[str]:
     """The checkpoint files in a run folder, by name."""
-    return {path.name for path in out.glob(CHECKPOINT_GLOB)} if out.exists() else set()
+    return {path.name for path in out.glob(SNAPSHOT_GLOB)} if out.exists() else set()
 
 
 def assert_one_line_error(stderr: str, reason: str) -> None:

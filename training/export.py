@@ -23,21 +23,21 @@ from safetensors.torch import load as load_safetensors_bytes
 from sagan_viz.atomic_files import write_atomically
 from sagan_viz.checkpoint import (
     DIGEST_KEY,
+    SNAPSHOT_GLOB,
     CheckpointError,
     build_networks_from,
     read_checkpoint,
     save_checkpoint,
     serialise_checkpoint,
     snapshot_name,
+    snapshot_step,
 )
 from sagan_viz.safetensors_file import open_regular_file, read_header
-
-from .loop import CHECKPOINT_GLOB, CHECKPOINT_NAME
 
 
 def run_steps(run: Path) -> list[int]:
     """Steps of every snapshot in a run folder, ascending (files not named step_N.safetensors are skipped)."""
-    return sorted(int(match[1]) for path in run.glob(CHECKPOINT_GLOB) if (match := CHECKPOINT_NAME.fullmatch(path.name)))
+    return sorted(step for path in run.glob(SNAPSHOT_GLOB) if (step := snapshot_step(path.name)) is not None)
 
 
 def spread_steps(steps: list[int], count: int, last: int | None = None) -> list[int]:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import copy
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from sagan_viz.atomic_files import remove_interrupted_writes
 from sagan_viz.checkpoint import (
+    SNAPSHOT_FILE_NAME,
     SNAPSHOT_GLOB,
     CheckpointContents,
     CheckpointError,
@@ -24,6 +24,7 @@ from sagan_viz.checkpoint import (
     save_checkpoint,
     save_resume_state,
     snapshot_name,
+    snapshot_step,
 )
 from sagan_viz.config import ModelConfig
 from sagan_viz.history import TrainingHistory
@@ -41,9 +42,6 @@ from .distributed import (
 from .options import TrainConfig
 from .progress import Progress, save_sample_grid
 
-CHECKPOINT_GLOB = SNAPSHOT_GLOB
-CHECKPOINT_NAME = re.compile(r"step_(\d+)\.safetensors")
-SNAPSHOT_FILE_NAME = re.compile(r"step_\d+\.(safetensors|resume\.pt)")  # a checkpoint or its sidecar
 RESUME_FIELDS = ("optimizer_g", "optimizer_d", "data_generator_states", "noise_generator_states")
 
 
@@ -73,8 +71,8 @@ def checkpoint_path(out_dir: str | Path, step: int) -> Path:
 
 def resumable_checkpoints(out_dir: str | Path) -> list[Path]:
     """Snapshots in out_dir named step_N.safetensors that have a resume sidecar, newest first."""
-    named = [(int(match[1]), path) for path in Path(out_dir).glob(CHECKPOINT_GLOB)
-             if (match := CHECKPOINT_NAME.fullmatch(path.name)) and resume_state_path(path).exists()]
+    named = [(step, path) for path in Path(out_dir).glob(SNAPSHOT_GLOB)
+             if (step := snapshot_step(path.name)) is not None and resume_state_path(path).exists()]
     return [path for _, path in sorted(named, reverse=True)]
 
 
