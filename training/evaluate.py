@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", default="ema", choices=SaganModel.weight_choices, help="EMA-G or the raw G")
     parser.add_argument("--real-seed", type=int, default=REAL_SEED, help="faces: seed of the held-out real faces")
     parser.add_argument("--batch-size", type=int, default=250, help="images per generator call")
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                        help="where the networks run; auto picks cuda, then mps, then cpu")
     parser.add_argument("--json", help="also write every number to this JSON file")
     return parser
 
