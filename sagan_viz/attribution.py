@@ -31,6 +31,9 @@ from .render import QUERY_COLOURS, QueryView, attention_overlay, draw_arrows, dr
 METHODS = ("gradient_x_activation", "integrated_gradients")
 DISCRIMINATOR_METHODS = ("saliency", "integrated_gradients")
 INTEGRATION_STEPS = 32  # steps of integrated gradients (Captum's default Gauss-Legendre rule)
+FIGURE_SCALE = 8  # display pixels per generated pixel in the attribution and discriminator figures
+# D's counterpart of each query method: the studio offers one choice for both views.
+DISCRIMINATOR_METHOD_FOR = {"gradient_x_activation": "saliency", "integrated_gradients": "integrated_gradients"}
 
 
 @dataclass
@@ -130,7 +133,7 @@ def discriminator_attribution(model: LoadedModel, generation: Generation, method
     if method not in DISCRIMINATOR_METHODS:
         raise ValueError(f"method must be one of {DISCRIMINATOR_METHODS}, got {method!r}")
     if model.discriminator is None:
-        raise ValueError(f"this {model.family} model has no discriminator to attribute")
+        raise ValueError(f"this {model.family} checkpoint has no discriminator to attribute (its file holds G only)")
     from captum.attr import IntegratedGradients, Saliency  # here, not at module import: see layer_input_attribution
     images = generation.image_tensor.detach().to(model.device, torch.float32).clone().requires_grad_()  # (1, 3, H, W)
     _, labels = generation_inputs(model, generation)
@@ -247,7 +250,7 @@ def attribution_figure(
     generation: Generation,
     result: AttributionResult,
     beta_map,
-    scale: int = 8,
+    scale: int = FIGURE_SCALE,
     gamma_zero_result: AttributionResult | None = None,
 ) -> Image.Image:
     """Image with the query | beta row | |attribution| [| with gamma = 0 | beyond its receptive field], captioned."""
@@ -287,7 +290,7 @@ def compose_panels(panels: list[Image.Image], captions: list[list[str]], image_s
     return figure
 
 
-def discriminator_figure(generation: Generation, saliency_map, method: str = "saliency", scale: int = 8):
+def discriminator_figure(generation: Generation, saliency_map, method: str = "saliency", scale: int = FIGURE_SCALE):
     """The image beside D's attribution map over it: which pixels move D's score, the 'discriminator view'."""
     image = generation.image
     image_size = (image.shape[1], image.shape[0])
@@ -297,6 +300,12 @@ def discriminator_figure(generation: Generation, saliency_map, method: str = "sa
     captions = [[f"D(x) = {generation.discriminator_score:+.2f}", f"seed {generation.seed}", "", ""],
                 [name, "Σ over RGB", f"max {values.max():.3g}", f"total {values.sum():.3g}"]]
     return compose_panels(panels, captions, image_size, scale, "Discriminator view: what moves D's score")
+
+
+def discriminator_view(model: LoadedModel, generation: Generation, method: str = "saliency",
+                       scale: int = FIGURE_SCALE) -> Image.Image:
+    """D's attribution over generation's image, drawn beside it: what the studio shows and the figure CLI redraws."""
+    return discriminator_figure(generation, discriminator_attribution(model, generation, method), method, scale)
 
 
 @dataclass
@@ -312,9 +321,12 @@ class QueryAttribution:
 
 
 def attribute_query(model: LoadedModel, generation: Generation, layer: str, pixel: tuple[float, float],
-                    method: str = "gradient_x_activation", gamma_zero: bool = True, progress=None) -> QueryAttribution:
+                    method: str = "gradient_x_activation", gamma_zero: bool = True, progress=None,
+                    scale: int = FIGURE_SCALE) -> QueryAttribution:
     """The query under pixel (x, y), its attribution (and, with gamma_zero, the receptive field alone),
-    its beta row, their summary and the figure; progress(fraction, desc=...) is told each step when given."""
+    its beta row, their summary and the figure; progress(fraction, desc=...) is told each step when given.
+
+    The studio's Attribution tab and `python -m sagan_viz.figure --from` both draw the figure through here."""
     def report(fraction: float, what: str) -> None:
         if progress is not None:
             progress(fraction, desc=what)
@@ -327,6 +339,6 @@ def attribute_query(model: LoadedModel, generation: Generation, layer: str, pixe
         report(0.55, "the same with γ = 0")
         baseline = query_attribution(model, generation, layer, view.cell, method, gamma_zero=True)
     beta = query_beta_row(generation, layer, view.cell)
-    figure = attribution_figure(generation, result, beta, gamma_zero_result=baseline)
+    figure = attribution_figure(generation, result, beta, scale, gamma_zero_result=baseline)
     return QueryAttribution(view=view, result=result, gamma_zero_result=baseline, beta=beta,
                             summary=summarise(result, beta, baseline), figure=figure)

@@ -3,6 +3,9 @@
 Example:
     python -m sagan_viz.figure --checkpoint runs/faces32-sagan/step_0004000.safetensors \\
         --seed 7 --query 12,20 --query 5,9 --layer G.attn0 --out fig.png
+
+`--from figure.json` draws again any figure the studio exported (Inspect's figure, a Compare panel, an
+Attribution or discriminator figure), through the same library function the studio drew it with.
 """
 from __future__ import annotations
 
@@ -12,11 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .attribution import attribute_query, discriminator_view
 from .checkpoint import CheckpointError
+from .comparison import comparison_panel
 from .devices import DEVICE_CHOICES
-from .families import load_checkpoint
+from .families import LoadedModel, load_checkpoint
 from .figure_record import FigureRecord, FigureRecordError, check_digest, checkpoint_digest, read_record, record_path
 from .imaging import encode_png
+from .inspect import Generation
 from .queries import MAX_QUERIES, figure_for_queries
 
 
@@ -117,11 +123,9 @@ def main(argv: list[str] | None = None) -> Path:
                                     step=model.step)
     except ValueError as error:  # a query outside the image
         parser.error(f"--query: {error}")
-    record = FigureRecord(
-        checkpoint=str(args.checkpoint), checkpoint_sha256=checkpoint_digest(args.checkpoint), family=model.family,
-        layer=layer, queries=tuple(args.query), weights=args.weights, seed=args.seed, label=generation.label,
-        truncation=generation.truncation, scale=args.scale, peaks=args.peaks,
-    )
+    record = FigureRecord.of_generation(str(args.checkpoint), checkpoint_digest(args.checkpoint), model.family,
+                                        generation, layer=layer, queries=tuple(args.query), scale=args.scale,
+                                        peaks=args.peaks)
     write_figure(parser, figure, record, args.out)
     step = "" if model.step is None else f", step {model.step}"
     print(f"wrote {args.out} ({figure.size[0]}x{figure.size[1]}): {layer}, {generation.origin}, "
@@ -147,16 +151,37 @@ def redraw(parser: argparse.ArgumentParser, args) -> Path:
             checkpoint = args.record.parent / checkpoint  # a record moved with its checkpoint
         check_digest(record, checkpoint)
         model = load_checkpoint(checkpoint, args.device)
-        generation = model.generate(seed=record.seed, z=None if record.z is None else torch.tensor(record.z),
-                                    label=record.label, truncation=record.truncation, weights=record.weights)
-        figure = figure_for_queries(generation, record.layer, list(record.queries), scale=record.scale,
-                                    max_peaks=record.peaks, step=model.step)
     except (FigureRecordError, CheckpointError, ValueError, OSError) as error:
-        parser.error(str(error))
+        parser.error(str(error))  # each names its file
+    try:
+        generation = recorded_generation(model, record)
+        figure = draw_recorded(model, generation, record)
+    except ValueError as error:  # a layer, query or method the model does not have
+        parser.error(f"{args.record}: {error}")
     write_figure(parser, figure, record, args.out)
-    print(f"wrote {args.out} again from {args.record}: {record.layer}, {generation.origin}")
+    print(f"wrote {args.out} again from {args.record}: {record.kind} figure, {generation.origin}")
     return args.out
 
+
+def recorded_generation(model: LoadedModel, record: FigureRecord) -> Generation:
+    """The generation a record's figure was drawn from: its seed or z, class, truncation and weights."""
+    return model.generate(seed=record.seed, z=None if record.z is None else torch.tensor(record.z),
+                          label=record.label, truncation=record.truncation, weights=record.weights)
+
+
+def draw_recorded(model: LoadedModel, generation: Generation, record: FigureRecord):
+    """The figure a record describes, drawn by the library function that drew it in the studio (one per kind)."""
+    queries = list(record.queries)
+    if record.kind == "compare-panel":
+        return comparison_panel(generation, record.layer, queries, record.title, scale=record.scale,
+                                max_peaks=record.peaks)
+    if record.kind == "attribution":
+        return attribute_query(model, generation, record.layer, queries[0], record.method, record.gamma_zero,
+                               scale=record.scale).figure
+    if record.kind == "discriminator-view":
+        return discriminator_view(model, generation, record.method, record.scale)
+    return figure_for_queries(generation, record.layer, queries, scale=record.scale, max_peaks=record.peaks,
+                              step=model.step)
 
 if __name__ == "__main__":
     main()

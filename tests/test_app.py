@@ -10,7 +10,7 @@ from PIL import Image
 
 from sagan_viz.app import build_app
 from sagan_viz.app.catalog import ModelCache, StatisticsCache, discover_checkpoints, newest_checkpoint
-from sagan_viz.app.compare_tab import CompareTab
+from sagan_viz.app.compare_tab import CompareOutputs, CompareTab
 from sagan_viz.app.dynamics_tab import DynamicsTab
 from sagan_viz.app.inspect_tab import InspectTab
 from sagan_viz.app.state import CompareState, InspectState, add_query
@@ -110,17 +110,17 @@ def test_compare_updates_every_panel_and_a_checkpoint_without_attention_says_so(
     tab = CompareTab(cache, entries, default)
     paths = [str(e.path) for e in entries if e.step == 2]
     outputs = tab.generate(paths, "7", "", 0.4, "ema", "G.attn0", CompareState())
-    state = outputs[-1]
-    panels_before = [o["value"] for o in outputs[1:3]]
-    clicked = tab.click(state, "G.attn0", click(100, 200))
-    panels_after = [o["value"] for o in clicked[1:3]]
-    labels = [o["label"] for o in clicked[1:3]]
+    panels_before = [o["value"] for o in outputs.panels[:2]]
+    clicked = tab.click(outputs.state, "G.attn0", click(100, 200))
+    panels_after = [o["value"] for o in clicked.panels[:2]]
+    labels = [o["label"] for o in clicked.panels[:2]]
     assert any("no attention" in label for label in labels)
     with_attention = labels.index(next(label for label in labels if "no attention" not in label))
     assert not np.array_equal(pixels(panels_before[with_attention]), pixels(panels_after[with_attention]))
     without = 1 - with_attention  # its figure stays the image alone: a click changes nothing there
     assert np.array_equal(pixels(panels_before[without]), pixels(panels_after[without]))
-    assert clicked[3]["visible"] is False  # unused slots stay hidden
+    assert clicked.panels[2]["visible"] is False and clicked.recipes[2]["visible"] is False  # unused slots stay hidden
+    assert tab.rerender(CompareState(), "G.attn0") == CompareOutputs.unchanged()  # nothing compared yet
 
 
 def test_dynamics_charts_gamma_of_every_layer_from_the_history(studio):
@@ -164,6 +164,31 @@ def test_png_files_keep_only_the_newest_and_read_back_exactly(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(Path(p).name for p in paths[-3:])
     assert np.array_equal(pixels(paths[-1]), images[-1])
 
+
+
+def test_a_figure_record_goes_with_its_png_when_the_png_is_dropped(tmp_path):
+    from sagan_viz.app.png_files import PngFiles
+
+    files = PngFiles(tmp_path, keep=2)
+    first = files.write(np.zeros((4, 4, 3), np.uint8))
+    Path(first).with_suffix(".json").write_text("{}")  # its recipe, as the tabs write it
+    files.write(np.ones((4, 4, 3), np.uint8))
+    assert Path(first).with_suffix(".json").exists()  # still kept
+    files.write(np.ones((4, 4, 3), np.uint8))
+    assert not Path(first).exists() and not Path(first).with_suffix(".json").exists()
+
+
+def test_the_model_cache_digests_a_file_once_per_version(tmp_path, monkeypatch):
+    import sagan_viz.app.catalog as catalog
+
+    checkpoint = tmp_path / "model.safetensors"
+    checkpoint.write_bytes(b"first weights")
+    computed = []
+    monkeypatch.setattr(catalog, "checkpoint_digest", lambda path: computed.append(path) or Path(path).read_bytes())
+    cache = ModelCache(resolve_device("cpu"))
+    assert cache.digest(checkpoint) == cache.digest(str(checkpoint)) == b"first weights" and len(computed) == 1
+    checkpoint.write_bytes(b"other weights, longer")  # a new version of the file: its size and time change
+    assert cache.digest(checkpoint) == b"other weights, longer" and len(computed) == 2
 
 
 def test_remove_last_drops_the_newest_query_and_clear_drops_them_all(studio):

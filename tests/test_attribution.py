@@ -1,18 +1,21 @@
 """Captum attribution on tiny CPU models: shapes, a planted dependency, gamma = 0, D's view, the tab."""
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import sagan_viz.attribution as attribution
 from sagan_viz import load_checkpoint
 from sagan_viz.app import build_app
-from sagan_viz.app.attribution_tab import AttributionState, AttributionTab
+from sagan_viz.app.attribution_tab import AttributionOutputs, AttributionState, AttributionTab
 from sagan_viz.app.catalog import ModelCache, discover_checkpoints, newest_checkpoint
 from sagan_viz.attribution import (
     METHODS,
@@ -192,25 +195,29 @@ def test_tab_refuses_a_click_or_the_d_view_before_generate(tab):
     with pytest.raises(gr.Error, match="generate an image first"):
         tab.click(AttributionState(), "G.attn0", "gradient_x_activation", True, click(10, 10))
     with pytest.raises(gr.Error, match="generate an image first"):
-        tab.discriminator_view(AttributionState(), "gradient_x_activation")
-    assert tab.rerun(AttributionState(), "G.attn0", "gradient_x_activation", True) == (gr.skip(),) * 4
+        tab.show_discriminator(AttributionState(), "gradient_x_activation")
+    assert tab.rerun(AttributionState(), "G.attn0", "gradient_x_activation", True) == AttributionOutputs.unchanged()
 
 
 def test_tab_generates_then_a_click_shows_the_figure_and_numbers(tab):
-    display, figure, message, layer_update, state = tab.generate(
-        str(tab.default.path), 7, "", 0.4, "ema", None, AttributionState()
-    )
-    assert display.shape == (512, 512, 3) and figure is None and "Click" in message
-    assert layer_update["choices"] == ["G.attn0"] and layer_update["value"] == "G.attn0"
-    display, figure, details, clicked = tab.click(state, "G.attn0", "gradient_x_activation", True, click(470, 40))
-    assert clicked.query is not None and state.query is None  # new state; the old one is untouched
-    assert figure.width > 5 * 256  # image, beta, attribution, gamma = 0, beyond the receptive field
-    assert "Captum took" in details and "G.attn0" in details
-    assert re.search(r"beyond it \(only via attention\) \| \d+\.\d\d% \|", details)  # the γ = 0 run's numbers
-    _, _, details, _ = tab.rerun(clicked, "G.attn0", "integrated_gradients", False)
-    assert "integrated_gradients" in details and "Tick" in details
-    d_view = tab.discriminator_view(clicked, "gradient_x_activation")
-    assert d_view.width > 2 * 256
+    generated = tab.generate(str(tab.default.path), 7, "", 0.4, "ema", None, AttributionState())
+    assert generated.image.shape == (512, 512, 3) and generated.figure is None and "Click" in generated.details
+    assert generated.layer["choices"] == ["G.attn0"] and generated.layer["value"] == "G.attn0"
+    assert generated.discriminator is None  # a D view of the previous image would no longer be true
+    state = generated.state
+    clicked = tab.click(state, "G.attn0", "gradient_x_activation", True, click(470, 40))
+    assert clicked.state.query is not None and state.query is None  # new state; the old one is untouched
+    assert Image.open(clicked.figure).width > 5 * 256  # image, beta, attribution, gamma = 0, beyond the field
+    assert Path(clicked.recipe).stem == Path(clicked.figure).stem  # the recipe beside its PNG
+    assert clicked.layer == clicked.discriminator == {"__type__": "update"}  # a click leaves them as they are
+    assert "Captum took" in clicked.details and "G.attn0" in clicked.details
+    assert re.search(r"beyond it \(only via attention\) \| \d+\.\d\d% \|", clicked.details)  # the γ = 0 run's numbers
+    rerun = tab.rerun(clicked.state, "G.attn0", "integrated_gradients", False)
+    assert "integrated_gradients" in rerun.details and "Tick" in rerun.details
+    shown = tab.show_discriminator(clicked.state, "gradient_x_activation")
+    assert Image.open(shown.discriminator).width > 2 * 256
+    assert json.loads(Path(shown.discriminator_recipe).read_text())["method"] == "saliency"
+    assert shown.figure == shown.state == {"__type__": "update"}
 
 
 def test_the_studio_has_the_attribution_tab(tiny_checkpoint_dir):

@@ -4,7 +4,11 @@ Screenshots go to $SAGAN_VIZ_SCREENSHOTS (default: pytest's tmp folder); look at
 """
 from __future__ import annotations
 
+import json
+
 from browser_helpers import click_image_at, image_bytes, wait_for_new_image
+
+from sagan_viz.figure import main as figure_main
 
 
 def test_inspect_two_clicks_show_different_maps_and_arrows(page, shots):
@@ -32,7 +36,8 @@ def test_inspect_two_clicks_show_different_maps_and_arrows(page, shots):
     assert not [key for key in stored if key.startswith("gradio:run-history")], stored
 
 
-def test_compare_click_updates_both_panels(page, shots):
+def test_compare_click_updates_both_panels_and_a_downloaded_recipe_redraws_the_panel(page, shots, tiny_checkpoint,
+                                                                                     tmp_path):
     page.get_by_role("tab", name="Compare").click()
     page.click("#compare-run")
     wait_for_new_image(page, "#compare-reference", None)
@@ -41,6 +46,15 @@ def test_compare_click_updates_both_panels(page, shots):
     for index, old in enumerate(panel_sources):
         wait_for_new_image(page, f"#compare-panel-{index}", old)
     page.screenshot(path=shots / "4-compare.png", full_page=True)
+    with page.expect_download() as download:
+        page.click("#compare-recipe-0")  # the first panel: the newest tiny-sagan snapshot
+    recipe = tmp_path / download.value.suggested_filename
+    download.value.save_as(recipe)
+    record = json.loads(recipe.read_text())
+    assert record["kind"] == "compare-panel" and len(record["queries"]) == 1  # the click above
+    figure_main(["--from", str(recipe), "--checkpoint", str(tiny_checkpoint), "--device", "cpu",
+                 "--out", str(tmp_path / "again.png")])
+    assert (tmp_path / "again.png").read_bytes() == image_bytes(page, "#compare-panel-0")  # the panel on the page
 
 
 def test_gamma_chart_renders_one_trace_per_attention_layer(page, shots):

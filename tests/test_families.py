@@ -184,9 +184,9 @@ def test_tabs_that_need_what_biggan_deep_lacks_say_so(studio, tiny_biggan_deep):
     gamma, losses, note = DynamicsTab(StatisticsCache(cache), entries, default).show(str(tiny_biggan_deep))
     assert gamma is None and losses is None and "no training history" in note
     tab = AttributionTab(cache, entries, default)
-    *_, state = tab.generate(str(tiny_biggan_deep), 1, "", 0.4, "ema", None, AttributionState())
+    state = tab.generate(str(tiny_biggan_deep), 1, "", 0.4, "ema", None, AttributionState()).state
     with pytest.raises(gr.Error, match="no discriminator"):
-        tab.discriminator_view(state, "gradient_x_activation")
+        tab.show_discriminator(state, "gradient_x_activation")
 
 
 def test_teaching_walks_a_biggan_layer_to_its_own_output(model):
@@ -199,15 +199,14 @@ def test_teaching_walks_a_biggan_layer_to_its_own_output(model):
 def test_compare_spans_seeds_classes_and_families(studio, tiny_biggan_deep, tiny_checkpoint):
     entries, default, cache = studio
     tab = CompareTab(cache, entries, default)
-    outputs = tab.generate([str(tiny_biggan_deep)], "1, 2", "207, tabby", 0.4, "ema", "G.attn0", CompareState())
-    state = outputs[-1]
+    state = tab.generate([str(tiny_biggan_deep)], "1, 2", "207, tabby", 0.4, "ema", "G.attn0", CompareState()).state
     assert [(g.seed, g.label) for g in state.generations] == [(1, 207), (1, 281), (2, 207), (2, 281)]
     with pytest.raises(gr.Error, match="at most 4"):
         tab.generate([str(tiny_biggan_deep)], "1, 2, 3", "207, tabby", 0.4, "ema", "G.attn0", CompareState())
     mixed = tab.generate([str(tiny_biggan_deep), str(tiny_checkpoint)], "7", "", 0.4, "ema", "G.attn0",
-                         CompareState())[-1]
+                         CompareState()).state
     clicked = tab.click(mixed, "G.attn0", Click(256, 256))
-    assert clicked[1]["visible"] and clicked[2]["visible"] and not clicked[3]["visible"]
+    assert [panel["visible"] for panel in clicked.panels] == [True, True, False, False]
     assert [generation.image.shape[0] for generation in mixed.generations] == [32, 32]
 
 

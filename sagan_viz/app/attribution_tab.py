@@ -3,21 +3,26 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 
 from ..attribution import (
+    DISCRIMINATOR_METHOD_FOR,
+    FIGURE_SCALE,
     AttributionResult,
     AttributionSummary,
     attribute_query,
-    discriminator_attribution,
-    discriminator_figure,
+    discriminator_view,
 )
+from ..figure_record import FigureRecord, write_record
 from ..inspect import Generation
 from ..layer_names import network_of
 from .catalog import CheckpointEntry, ModelCache
 from .controls import generate_from_controls, generation_controls
 from .errors import shown_to_user
+from .session_files import StudioFiles
 from .views import clickable_image, clicked_pixel
 
 METHOD_CHOICES = [
@@ -40,6 +45,24 @@ class AttributionState:
     checkpoint: str | None = None
     generation: Generation | None = None
     query: tuple[float, float] | None = None  # clicked pixel (x, y) in generated-image pixels
+
+
+class AttributionOutputs(NamedTuple):
+    """What the Attribution tab's events update, by name (Gradio takes it as the tuple of its outputs, in this order)."""
+
+    image: object  # the clickable image with the query marked
+    figure: object  # the query's attribution figure (a PNG path), or None
+    recipe: object  # its figure record (a JSON path), or None
+    details: object  # Markdown: Captum's time and the correlations
+    layer: object  # the layer dropdown (choices of the generated checkpoint)
+    discriminator: object  # D's view of the image (a PNG path), or None
+    discriminator_recipe: object  # its figure record (a JSON path), or None
+    state: object  # AttributionState
+
+    @classmethod
+    def unchanged(cls) -> AttributionOutputs:
+        """Every output left as it is."""
+        return cls(*(gr.skip(),) * len(cls._fields))
 
 
 def generator_layers(model) -> list[str]:
@@ -71,15 +94,17 @@ def describe(result: AttributionResult, summary: AttributionSummary, gamma: floa
 class AttributionTab:
     """Builds the tab's components and wires thin callbacks to sagan_viz.attribution."""
 
-    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None,
+                 files: StudioFiles | None = None) -> None:
         self.cache = cache
         self.entries = entries
         self.default = default
+        self.files = files or StudioFiles()  # each session's PNG files and their figure records
 
     @shown_to_user
     def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
-                 state: AttributionState):
-        """Load (cached) and generate; the old query goes, since it belonged to another image."""
+                 state: AttributionState) -> AttributionOutputs:
+        """Load (cached) and generate; the old query and D view go, since they belonged to another image."""
         if not checkpoint:
             raise ValueError("choose a checkpoint first")
         model = self.cache.get(checkpoint)
@@ -88,44 +113,59 @@ class AttributionTab:
         layer = layer if layer in layers else (layers[0] if layers else None)
         state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation, query=None)
         message = "Click the image to choose a query." if layers else "This checkpoint has **no attention in G**."
-        return clickable_image(generation, []), None, message, gr.update(choices=layers, value=layer), state
+        return AttributionOutputs(image=clickable_image(generation, []), figure=None, recipe=None, details=message,
+                                  layer=gr.update(choices=layers, value=layer), discriminator=None,
+                                  discriminator_recipe=None, state=state)
 
-    def attribute(self, state: AttributionState, layer: str | None, method: str, gamma_zero: bool, progress):
-        """(clickable image, figure, details, state) for the stored query."""
+    def record(self, state: AttributionState, **settings) -> FigureRecord:
+        """The recipe of a figure of the shown image: what `python -m sagan_viz.figure --from` draws it again from."""
+        return FigureRecord.of_generation(Path(state.checkpoint).name, self.cache.digest(state.checkpoint),
+                                          self.cache.get(state.checkpoint).family, state.generation,
+                                          scale=FIGURE_SCALE, **settings)
+
+    def attribute(self, state: AttributionState, layer: str | None, method: str, gamma_zero: bool, progress,
+                  request: gr.Request | None) -> AttributionOutputs:
+        """The stored query's attribution: marked image, figure with its recipe, numbers."""
         if not layer:
             raise ValueError("this checkpoint has no attention layer in G to attribute to")
-        model = self.cache.get(state.checkpoint)
-        found = attribute_query(model, state.generation, layer, state.query, method, gamma_zero, progress)
-        details = describe(found.result, found.summary, state.generation.layer(layer).gamma)
-        return clickable_image(state.generation, [found.view]), found.figure, details, state
+        record = self.record(state, kind="attribution", layer=layer, queries=(state.query,), method=method,
+                             gamma_zero=gamma_zero)
+        found = attribute_query(self.cache.get(state.checkpoint), state.generation, layer, state.query, method,
+                                gamma_zero, progress, record.scale)
+        figure = self.files.write_png(request, "attribution", found.figure, "attribution")
+        return AttributionOutputs.unchanged()._replace(
+            image=clickable_image(state.generation, [found.view]), figure=figure, recipe=write_record(record, figure),
+            details=describe(found.result, found.summary, state.generation.layer(layer).gamma), state=state)
 
     @shown_to_user
     def click(self, state: AttributionState, layer, method: str, gamma_zero: bool, event: gr.SelectData,
-              progress=gr.Progress()):
+              progress=gr.Progress(), request: gr.Request = None) -> AttributionOutputs:
         """The clicked pixel becomes the query; Captum runs on it."""
         if state.generation is None:
             raise ValueError("generate an image first")
         pixel = clicked_pixel(state.generation, event.index)
-        return self.attribute(dataclasses.replace(state, query=pixel), layer, method, gamma_zero, progress)
+        return self.attribute(dataclasses.replace(state, query=pixel), layer, method, gamma_zero, progress, request)
 
     @shown_to_user
-    def rerun(self, state: AttributionState, layer, method: str, gamma_zero: bool, progress=gr.Progress()):
+    def rerun(self, state: AttributionState, layer, method: str, gamma_zero: bool, progress=gr.Progress(),
+              request: gr.Request = None) -> AttributionOutputs:
         """Another layer, method or gamma = 0 choice: the same query again (nothing to do without one)."""
         if state.generation is None or state.query is None:
-            return (gr.skip(),) * 4
-        return self.attribute(state, layer, method, gamma_zero, progress)
+            return AttributionOutputs.unchanged()
+        return self.attribute(state, layer, method, gamma_zero, progress, request)
 
     @shown_to_user
-    def discriminator_view(self, state: AttributionState, method: str):
-        """D's saliency (or integrated gradients) over the shown image."""
+    def show_discriminator(self, state: AttributionState, method: str,
+                           request: gr.Request = None) -> AttributionOutputs:
+        """D's saliency (or integrated gradients) over the shown image, with its recipe."""
         if state.generation is None:
             raise ValueError("generate an image first")
-        d_method = "saliency" if method == "gradient_x_activation" else "integrated_gradients"
-        model = self.cache.get(state.checkpoint)
-        if model.discriminator is None:
-            raise ValueError(f"This {model.family} checkpoint has no discriminator (its file holds G only).")
-        saliency = discriminator_attribution(model, state.generation, d_method)
-        return discriminator_figure(state.generation, saliency, d_method)
+        record = self.record(state, kind="discriminator-view", layer="", queries=(),
+                             method=DISCRIMINATOR_METHOD_FOR[method])
+        view = discriminator_view(self.cache.get(state.checkpoint), state.generation, record.method, record.scale)
+        figure = self.files.write_png(request, "attribution", view, "discriminator")
+        return AttributionOutputs.unchanged()._replace(discriminator=figure,
+                                                       discriminator_recipe=write_record(record, figure))
 
     def build(self) -> None:
         """Create the components inside the current gr.Blocks and wire the events."""
@@ -145,15 +185,19 @@ class AttributionTab:
                 image = gr.Image(label="Click a pixel: its feature cell is the query", interactive=False,
                                  format="png", elem_id="attribution-image", buttons=[])
         figure = gr.Image(label="β row beside the attribution of the query's pixels", format="png",
-                          interactive=False, elem_id="attribution-figure", buttons=["download", "fullscreen"])
+                          interactive=False, elem_id="attribution-figure", buttons=["download", "fullscreen"],
+                          show_label=False)  # the label's box covered the start of the figure's own title
+        recipe = gr.DownloadButton("Figure recipe (JSON)", size="sm", elem_id="attribution-recipe")
         details = gr.Markdown(elem_id="attribution-details")
         d_view = gr.Image(label="Discriminator view: which pixels move D's score", format="png",
                           interactive=False, elem_id="attribution-d-view", buttons=["download"])
-        attributed = [image, figure, details, state]
-        generated = [image, figure, details, layer, state]
-        generate.click(self.generate, [*controls.inputs, layer, state], generated)
-        self.ready_on_open = (self.generate, [*controls.inputs, layer, state], generated)
-        image.select(self.click, [state, layer, method, gamma_zero], attributed)
+        d_recipe = gr.DownloadButton("Discriminator view recipe (JSON)", size="sm", elem_id="attribution-d-recipe")
+        # Every event has every output (AttributionOutputs' order); each shows progress only where it draws.
+        outputs = list(AttributionOutputs(image, figure, recipe, details, layer, d_view, d_recipe, state))
+        generate.click(self.generate, [*controls.inputs, layer, state], outputs)
+        self.ready_on_open = (self.generate, [*controls.inputs, layer, state], outputs)
+        attributed = [image, figure, details]
+        image.select(self.click, [state, layer, method, gamma_zero], outputs, show_progress_on=attributed)
         for control in (layer, method, gamma_zero):
-            control.input(self.rerun, [state, layer, method, gamma_zero], attributed)
-        d_button.click(self.discriminator_view, [state, method], [d_view])
+            control.input(self.rerun, [state, layer, method, gamma_zero], outputs, show_progress_on=attributed)
+        d_button.click(self.show_discriminator, [state, method], outputs, show_progress_on=[d_view])

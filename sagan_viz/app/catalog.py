@@ -9,6 +9,7 @@ import torch
 
 from ..checkpoint import CheckpointError
 from ..families import LoadedModel, ModelSummary, load_checkpoint, summarise_checkpoint
+from ..figure_record import checkpoint_digest
 from ..layer_names import generator_first
 
 CheckpointEntry = ModelSummary  # a checkpoint as the studio lists it
@@ -75,6 +76,7 @@ class ModelCache:
         self.device = device
         self.capacity = capacity
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._digests: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> SHA-256, for figure records
         self._lock = threading.Lock()
 
     def forget(self, path: str | Path) -> None:
@@ -95,6 +97,18 @@ class ModelCache:
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
         return model
+
+    def digest(self, path: str | Path) -> str:
+        """SHA-256 of a checkpoint's bytes (figure_record.checkpoint_digest), computed once per file version."""
+        status = Path(path).stat()
+        key = (str(Path(path).resolve()), status.st_mtime, status.st_size)
+        with self._lock:
+            if key in self._digests:
+                return self._digests[key]
+        found = checkpoint_digest(path)  # outside the lock: a 200 MB model takes a second
+        with self._lock:
+            self._digests[key] = found
+        return found
 
 
 STATISTICS_SEEDS = tuple(range(8))  # the same images for every snapshot, so steps compare fairly

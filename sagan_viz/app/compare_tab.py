@@ -3,15 +3,18 @@ one click updates every panel."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
-from PIL import Image
 
 from ..checkpoint import CheckpointError
+from ..comparison import PANEL_SCALE, comparison_panel
 from ..families import LoadedModel
+from ..figure_record import FigureRecord, write_record
 from ..grid import rescale_pixels
-from ..paper_figure import PanelCache, paper_figure
-from ..queries import figure_caption
+from ..inspect import Generation
+from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
 from .controls import WEIGHT_CHOICES, checkpoint_choices
 from .errors import shown_to_user
@@ -20,7 +23,36 @@ from .state import CompareState, add_query
 from .views import clickable_image, clicked_pixel, query_views
 
 MAX_PANELS = 4
-DOWNLOAD_BUTTON_CLEARANCE = 44  # figure pixels kept free of title text under each panel's download button
+
+
+class CompareOutputs(NamedTuple):
+    """What every Compare event updates, by name (Gradio takes it as the tuple of its outputs, in this order)."""
+
+    reference: object  # the first checkpoint's image with the query markers, to click on (a PNG path)
+    panel_1: object  # each slot's figure: gr.update(value=PNG path, label=title, visible=...)
+    panel_2: object
+    panel_3: object
+    panel_4: object
+    recipe_1: object  # each slot's recipe button: gr.update(value=the panel's figure record, a JSON path, visible=...)
+    recipe_2: object
+    recipe_3: object
+    recipe_4: object
+    state: object  # CompareState
+
+    @property
+    def panels(self) -> tuple:
+        """The MAX_PANELS figure slots, first to last."""
+        return tuple(getattr(self, f"panel_{number}") for number in range(1, MAX_PANELS + 1))
+
+    @property
+    def recipes(self) -> tuple:
+        """The MAX_PANELS recipe buttons, in the panels' order."""
+        return tuple(getattr(self, f"recipe_{number}") for number in range(1, MAX_PANELS + 1))
+
+    @classmethod
+    def unchanged(cls) -> CompareOutputs:
+        """Every output left as it is."""
+        return cls(*(gr.skip(),) * len(cls._fields))
 
 
 def default_comparison(entries: list[CheckpointEntry], default: CheckpointEntry | None) -> list[str]:
@@ -58,21 +90,6 @@ def parse_classes(model: LoadedModel, text) -> list[int | None]:
     return [model.class_for_text(token) for token in tokens]
 
 
-def comparison_panel(generation, layer: str, pixels, title: str, columns: PanelCache | None = None) -> Image.Image:
-    """One generation's figure, titled; one without that layer says so instead of failing.
-
-    columns: figure columns drawn before (a click then draws one new column per panel).
-    """
-    if layer in generation.layers:
-        caption = f"{title} · {figure_caption(generation, layer)}"
-        views = query_views(generation, layer, pixels)
-        return paper_figure(generation.image, views, generation.layers[layer].key_shape, scale=6, caption=caption,
-                            cache=columns, title_inset=DOWNLOAD_BUTTON_CLEARANCE)
-    missing = f"no attention layer {layer} in this checkpoint" if generation.layers else "no attention layers"
-    return paper_figure(generation.image, [], None, scale=6, caption=f"{title} · {missing}", cache=columns,
-                        title_inset=DOWNLOAD_BUTTON_CLEARANCE)
-
-
 class CompareTab:
     """Builds the tab and wires thin callbacks."""
 
@@ -85,20 +102,29 @@ class CompareTab:
         self.columns = PanelCache(capacity=4 * 5 * 4)  # every panel's columns, several clicks back
         self.files = files or StudioFiles()  # each session's PNG files
 
-    def panels(self, state: CompareState, layer: str, request: gr.Request | None = None):
-        """The reference image (first checkpoint) and one panel per checkpoint, padded with hidden slots."""
+    def panels(self, state: CompareState, layer: str, request: gr.Request | None = None) -> CompareOutputs:
+        """The reference image (first checkpoint) and one panel with its recipe per checkpoint; the rest hidden."""
         reference = state.generations[0]
         views = query_views(reference, layer, state.queries) if layer in reference.layers else []
-        updates = []
+        panels, recipes = [], []
         for path, generation in zip(state.checkpoints, state.generations):
-            title = self.labels.get(path, path)
             pixels = rescale_pixels(state.queries, reference.image_size, generation.image_size)
-            panel = comparison_panel(generation, layer, pixels, title, self.columns)
-            path = self.files.write_png(request, "compare", panel, "compare")
-            updates.append(gr.update(value=path, label=title, visible=True))
-        updates += [gr.update(value=None, visible=False)] * (MAX_PANELS - len(updates))
+            record = self.record(path, generation, layer, pixels)
+            panel = comparison_panel(generation, layer, list(record.queries), record.title, self.columns,
+                                     record.scale, record.peaks)
+            png = self.files.write_png(request, "compare", panel, "compare")
+            panels.append(gr.update(value=png, label=record.title, visible=True))
+            recipes.append(gr.update(value=write_record(record, png), visible=True))
+        hidden = [gr.update(value=None, visible=False)] * (MAX_PANELS - len(panels))
         reference_path = self.files.write_png(request, "compare", clickable_image(reference, views), "reference")
-        return (reference_path, *updates, state)
+        return CompareOutputs(reference_path, *panels, *hidden, *recipes, *hidden, state)
+
+    def record(self, path: str, generation: Generation, layer: str, pixels) -> FigureRecord:
+        """The recipe of one panel: what `python -m sagan_viz.figure --from` draws it again from."""
+        return FigureRecord.of_generation(
+            Path(path).name, self.cache.digest(path), self.cache.get(path).family, generation, kind="compare-panel",
+            layer=layer, queries=tuple(pixels), title=self.labels.get(path, path), scale=PANEL_SCALE,
+        )
 
     @shown_to_user
     def generate(self, checkpoints: list[str], seeds, classes, truncation, weights: str, layer: str,
@@ -135,7 +161,7 @@ class CompareTab:
     def rerender(self, state: CompareState, layer: str, request: gr.Request = None):
         """Another layer or cleared queries: redraw from the stored generations."""
         if not state.generations:
-            return (gr.skip(),) * (MAX_PANELS + 2)
+            return CompareOutputs.unchanged()
         return self.panels(state, layer, request)
 
     @shown_to_user
@@ -166,12 +192,16 @@ class CompareTab:
             with gr.Column(scale=1):
                 reference = gr.Image(label="Click here: the query goes to every panel (first checkpoint's image)",
                                      interactive=False, format="png", elem_id="compare-reference", buttons=[])
-        slots = []
+        slots, recipes = [], []
         for first in range(0, MAX_PANELS, 2):  # side by side, two to a row
             with gr.Row():
-                slots += [gr.Image(visible=False, interactive=False, format="png", elem_id=f"compare-panel-{i}",
-                                   buttons=["download"], show_label=False) for i in (first, first + 1)]
-        outputs = [reference, *slots, state]
+                for index in (first, first + 1):
+                    with gr.Column():
+                        slots.append(gr.Image(visible=False, interactive=False, format="png",
+                                              elem_id=f"compare-panel-{index}", buttons=["download"], show_label=False))
+                        recipes.append(gr.DownloadButton("Panel recipe (JSON)", visible=False, size="sm",
+                                                         elem_id=f"compare-recipe-{index}"))
+        outputs = list(CompareOutputs(reference, *slots, *recipes, state))
         run.click(self.generate, [checkpoints, seed, classes, truncation, weights, layer, state], outputs)
         self.ready_on_open = (self.generate, [checkpoints, seed, classes, truncation, weights, layer, state], outputs)
         reference.select(self.click, [state, layer], outputs, show_progress="hidden")

@@ -13,6 +13,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from ..figure_record import record_path
 from ..imaging import encode_png
 
 # The page links to these files directly, so a file must outlive the view showing it: a figure's download
@@ -51,7 +52,8 @@ class PngFiles:
             return self._folder
 
     def write(self, image: Image.Image | np.ndarray, name: str = "figure") -> str:
-        """Write image as `<name>-<random>.png` and return its path; the oldest files past `keep` are deleted."""
+        """Write image as `<name>-<random>.png` and return its path; the oldest files past `keep` are deleted,
+        with the figure record written beside each (figure_record.record_path)."""
         pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
         path = self.folder() / f"{name}-{secrets.token_urlsafe(NAME_BYTES)}.png"
         path.write_bytes(encode_png(np.ascontiguousarray(pixels)))
@@ -60,6 +62,7 @@ class PngFiles:
             stale = [self._written.popleft() for _ in range(max(0, len(self._written) - self.keep))]
         for old in stale:
             old.unlink(missing_ok=True)
+            record_path(old).unlink(missing_ok=True)
         return str(path)
 
 
