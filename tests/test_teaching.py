@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from sagan_viz.app.catalog import ModelCache, discover_checkpoints, newest_checkpoint
-from sagan_viz.app.teaching_tab import NO_QUERY, TeachingState, TeachingTab
+from sagan_viz.app.teaching_tab import NO_QUERY, TeachingOutputs, TeachingState, TeachingTab
 from sagan_viz.attention import SelfAttention
 from sagan_viz.checkpoint import CheckpointContents
 from sagan_viz.config import ModelConfig
@@ -265,34 +265,39 @@ def tab(tiny_checkpoint_dir):
 
 def test_teaching_tab_generate_click_and_apply_gamma(tab):
     path = str(tab.default.path)
-    image, scores, beta, steps, state, layer, slider, status, *cleared = tab.generate(
-        path, 7, "", 0.4, "ema", None, TeachingState()
-    )
-    assert image.shape == (512, 512, 3) and steps == NO_QUERY and scores is None
-    assert layer["value"] == "G.attn0" and "EMA-G" in status and cleared == [None, None, ""]
-    learned = state.generation.layers["G.attn0"].gamma
+    generated = tab.generate(path, 7, "", 0.4, "ema", None, TeachingState())
+    assert generated.image.shape == (512, 512, 3) and generated.steps == NO_QUERY and generated.scores is None
+    assert generated.layer["value"] == "G.attn0" and "EMA-G" in generated.status
+    assert (generated.result, generated.difference, generated.effect) == (None, None, "")
+    learned = generated.state.generation.layers["G.attn0"].gamma
+    slider = generated.gamma
     assert slider["value"] == round(learned, 4) and gamma_text(learned) in slider["label"]
     assert slider["minimum"] <= 0 <= slider["maximum"]
-    image, scores, beta, steps, state = tab.click(state, "G.attn0", click(100, 200))
+    clicked = tab.click(generated.state, "G.attn0", click(100, 200))
+    state = clicked.state
     assert state.pixel == (100.5 / 16, 200.5 / 16)
-    assert scores["value"].shape == beta["value"].shape == (257, 257, 3)
-    assert "C = 32, C̄ = 4, N = 16×16 = 256" in steps and "$$y_j = \\gamma\\, o_j + x_j$$" in steps
-    assert "cell (row 6, col 3)" in steps
-    result, difference, effect = tab.apply_gamma(state, "G.attn0", 0.0)
-    assert result.shape == difference.shape == (512, 512, 3)
-    assert "→ +0.0000" in effect and "pixels changed" in effect
+    assert clicked.scores["value"].shape == clicked.beta["value"].shape == (257, 257, 3)
+    assert "C = 32, C̄ = 4, N = 16×16 = 256" in clicked.steps and "$$y_j = \\gamma\\, o_j + x_j$$" in clicked.steps
+    assert "cell (row 6, col 3)" in clicked.steps
+    assert clicked.gamma == clicked.status == clicked.effect == {"__type__": "update"}  # a click leaves them
+    applied = tab.apply_gamma(state, "G.attn0", 0.0)
+    assert applied.result.shape == applied.difference.shape == (512, 512, 3)
+    assert "→ +0.0000" in applied.effect and "pixels changed" in applied.effect
+    assert applied.image == applied.steps == applied.state == {"__type__": "update"}  # only the γ outputs change
     assert state.generation.gamma_overrides == {}  # the learned generation stays the reference
 
 
 def test_teaching_tab_switches_layer_and_d_gamma_leaves_the_image(tab):
-    *_, state, _, _, _, _, _, _ = tab.generate(str(tab.default.path), 2, "", 0.4, "raw", None, TeachingState())
-    state = tab.click(state, "G.attn0", click(256, 256))[-1]
-    image, scores, beta, steps, state, slider, *cleared = tab.change_layer(state, "D.attn0")
-    assert "D.attn0" in slider["label"] and cleared == [None, None, ""]
-    assert "N = 16×16 = 256" in steps  # D's attention sits on its 16x16 map of the 32x32 image
-    _, difference, effect = tab.apply_gamma(state, "D.attn0", 0.0)
-    assert "only D's judgement" in effect
-    assert (difference == MAGMA[0].astype(np.uint8)).all()
+    state = tab.generate(str(tab.default.path), 2, "", 0.4, "raw", None, TeachingState()).state
+    state = tab.click(state, "G.attn0", click(256, 256)).state
+    switched = tab.change_layer(state, "D.attn0")
+    assert "D.attn0" in switched.gamma["label"] and (switched.result, switched.difference, switched.effect) == (None, None, "")
+    assert "N = 16×16 = 256" in switched.steps  # D's attention sits on its 16x16 map of the 32x32 image
+    assert switched.layer == {"__type__": "update"}  # the dropdown the user just changed is left alone
+    assert tab.change_layer(TeachingState(), "D.attn0") == TeachingOutputs.unchanged()  # nothing generated yet
+    applied = tab.apply_gamma(switched.state, "D.attn0", 0.0)
+    assert "only D's judgement" in applied.effect
+    assert (applied.difference == MAGMA[0].astype(np.uint8)).all()
 
 
 def test_teaching_tab_errors_are_clear_messages(tab, tiny_checkpoint_dir):
@@ -305,7 +310,7 @@ def test_teaching_tab_errors_are_clear_messages(tab, tiny_checkpoint_dir):
     no_attention = next(e for e in tab.entries if not e.has_attention)
     with pytest.raises(gr.Error, match="no attention layers"):
         tab.generate(str(no_attention.path), 1, "", 0.4, "ema", None, TeachingState())
-    *_, state, _, _, _, _, _, _ = tab.generate(str(tab.default.path), 1, "", 0.4, "ema", None, TeachingState())
+    state = tab.generate(str(tab.default.path), 1, "", 0.4, "ema", None, TeachingState()).state
     with pytest.raises(gr.Error, match="outside the 512x512 image"):
         tab.click(state, "G.attn0", click(700, 3))
     with pytest.raises(gr.Error, match="choose a value"):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import gradio as gr
 
@@ -39,6 +40,30 @@ class TeachingState:
     pixel: tuple[float, float] | None = None  # the query, in generated-image pixels (x, y)
 
 
+class TeachingOutputs(NamedTuple):
+    """What the Teaching tab's events update, by name (Gradio takes it as the tuple of its outputs, in this order)."""
+
+    image: object  # the clickable image with the query marked
+    scores: object  # the score map s_j,. (an image update with its range in the label), or None
+    beta: object  # the beta map β_j,. (likewise), or None
+    steps: object  # Markdown: the walkthrough of eqs. (1)-(3)
+    state: object  # TeachingState
+    layer: object  # the layer dropdown
+    gamma: object  # the gamma slider of the selected layer
+    status: object  # Markdown: which weights, where
+    result: object  # the image with the chosen gamma, or None
+    difference: object  # where it changed, or None
+    effect: object  # Markdown: what changed
+
+    @classmethod
+    def unchanged(cls) -> TeachingOutputs:
+        """Every output left as it is."""
+        return cls(*(gr.skip(),) * len(cls._fields))
+
+
+NO_GAMMA_EFFECT = {"result": None, "difference": None, "effect": ""}  # cleared when the image or layer changes
+
+
 def steps_markdown(steps: list[tuple[str, str]]) -> str:
     """The walkthrough's (title, body) steps as one Markdown page."""
     return "\n\n".join(f"### {title}\n\n{body}" for title, body in steps)
@@ -64,11 +89,12 @@ class TeachingTab:
         self.entries = entries
         self.default = default
 
-    def render(self, state: TeachingState, layer: str):
-        """Image with the query marked, score and beta maps, and the steps; (image, scores, beta, steps, state)."""
+    def render(self, state: TeachingState, layer: str) -> TeachingOutputs:
+        """Image with the query marked, score and beta maps, and the steps; the other outputs left as they are."""
         generation = state.generation
         if state.pixel is None:
-            return clickable_image(generation, []), None, None, NO_QUERY, state
+            return TeachingOutputs.unchanged()._replace(image=clickable_image(generation, []), scores=None, beta=None,
+                                                        steps=NO_QUERY, state=state)
         view = query_view(generation, layer, state.pixel, QUERY_MARK)
         walkthrough = teaching_walkthrough(self.cache.get(state.checkpoint), generation, layer, view.cell)
         cell_pixels = max(4, GRID_PIXELS // walkthrough.key_shape[1])
@@ -77,14 +103,15 @@ class TeachingTab:
         scores_label = (f"Scores s_ij on the {grid}: {float(walkthrough.scores.min()):+.2f} (dark) … "
                         f"{float(walkthrough.scores.max()):+.2f} (bright)")
         beta_label = f"β_j,i on the {grid}: 0 (dark) … {float(walkthrough.beta.max()):.4f} (bright); sums to 1"
-        return (
-            clickable_image(generation, [view]), gr.update(value=scores, label=scores_label),
-            gr.update(value=beta, label=beta_label), steps_markdown(walkthrough_markdown(walkthrough)), state,
+        return TeachingOutputs.unchanged()._replace(
+            image=clickable_image(generation, [view]), scores=gr.update(value=scores, label=scores_label),
+            beta=gr.update(value=beta, label=beta_label), steps=steps_markdown(walkthrough_markdown(walkthrough)),
+            state=state,
         )
 
     @shown_to_user
     def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
-                 state: TeachingState):
+                 state: TeachingState) -> TeachingOutputs:
         """Generate with the learned gammas; the query point stays, so seeds compare at the same spot."""
         if not checkpoint:
             raise ValueError("choose a checkpoint first")
@@ -95,13 +122,13 @@ class TeachingTab:
         generation = generate_from_controls(model, seed, class_choice, truncation, weights)
         layer = layer if layer in layers else layers[0]
         state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation)
-        return (
-            *self.render(state, layer), gr.update(choices=layers, value=layer),
-            gamma_slider(layer, generation.layer(layer).gamma), status_line(model, generation), None, None, "",
+        return self.render(state, layer)._replace(
+            layer=gr.update(choices=layers, value=layer), gamma=gamma_slider(layer, generation.layer(layer).gamma),
+            status=status_line(model, generation), **NO_GAMMA_EFFECT,
         )
 
     @shown_to_user
-    def click(self, state: TeachingState, layer: str | None, event: gr.SelectData):
+    def click(self, state: TeachingState, layer: str | None, event: gr.SelectData) -> TeachingOutputs:
         """The clicked pixel becomes the query j; the steps are recomputed for it."""
         if state.generation is None:
             raise ValueError("generate an image first")
@@ -109,15 +136,15 @@ class TeachingTab:
         return self.render(dataclasses.replace(state, pixel=pixel), layer)
 
     @shown_to_user
-    def change_layer(self, state: TeachingState, layer: str | None):
+    def change_layer(self, state: TeachingState, layer: str | None) -> TeachingOutputs:
         """Same image and query, another layer: new steps and a slider for that layer's gamma."""
         if state.generation is None:
-            return (gr.skip(),) * 9
+            return TeachingOutputs.unchanged()
         slider = gamma_slider(layer, state.generation.layer(layer).gamma)
-        return (*self.render(state, layer), slider, None, None, "")
+        return self.render(state, layer)._replace(gamma=slider, **NO_GAMMA_EFFECT)
 
     @shown_to_user
-    def apply_gamma(self, state: TeachingState, layer: str | None, gamma):
+    def apply_gamma(self, state: TeachingState, layer: str | None, gamma) -> TeachingOutputs:
         """Regenerate the same seed with the layer's gamma overridden; show the image and what changed."""
         if state.generation is None:
             raise ValueError("generate an image first")
@@ -130,9 +157,9 @@ class TeachingTab:
         effect = gamma_effect(original, overridden)
         scale = display_scale(original.image.shape[1])
         learned = {layer: original.layer(layer).gamma}
-        return (
-            upscale_nearest(effect.image, scale), upscale_nearest(effect.difference_image, scale),
-            gamma_effect_markdown(effect, learned),
+        return TeachingOutputs.unchanged()._replace(
+            result=upscale_nearest(effect.image, scale), difference=upscale_nearest(effect.difference_image, scale),
+            effect=gamma_effect_markdown(effect, learned),
         )
 
     def build(self) -> None:
@@ -165,12 +192,12 @@ class TeachingTab:
             difference = gr.Image(label="Where it changed: |Δ| per pixel, brightest = its maximum (see below)",
                                   interactive=False, format="png", elem_id="teaching-difference", buttons=[])
         effect = gr.Markdown(elem_id="teaching-effect")
-        rendered = [image, scores, beta, steps, state]
-        gamma_outputs = [result, difference, effect]
-        generate.click(self.generate, [*controls.inputs, layer, state],
-                       [*rendered, layer, gamma, status, *gamma_outputs])
-        self.ready_on_open = (self.generate, [*controls.inputs, layer, state],
-                              [*rendered, layer, gamma, status, *gamma_outputs])
-        image.select(self.click, [state, layer], rendered)
-        layer.input(self.change_layer, [state, layer], [*rendered, gamma, *gamma_outputs])
-        apply.click(self.apply_gamma, [state, layer, gamma], gamma_outputs)
+        # Every event has every output (TeachingOutputs' order); each shows progress only where it draws.
+        outputs = list(TeachingOutputs(image, scores, beta, steps, state, layer, gamma, status, result, difference,
+                                       effect))
+        rendered, gamma_outputs = [image, scores, beta, steps], [result, difference, effect]
+        generate.click(self.generate, [*controls.inputs, layer, state], outputs)
+        self.ready_on_open = (self.generate, [*controls.inputs, layer, state], outputs)
+        image.select(self.click, [state, layer], outputs, show_progress_on=rendered)
+        layer.input(self.change_layer, [state, layer], outputs, show_progress_on=[*rendered, gamma, *gamma_outputs])
+        apply.click(self.apply_gamma, [state, layer, gamma], outputs, show_progress_on=gamma_outputs)
