@@ -62,6 +62,18 @@ def display_click_to_pixel(
     return (x + 0.5) * width / display_width, (y + 0.5) * height / display_height
 
 
+def image_point(index, image_size: tuple[int, int]) -> tuple[float, float]:
+    """A click's (x, y) in generated-image pixels, fractions allowed, checked to be two numbers on the image."""
+    width, height = image_size
+    try:
+        x, y = (float(value) for value in index)
+    except (TypeError, ValueError):
+        raise ValueError(f"a click must be two numbers (x, y), got {index!r:.60}") from None
+    if not (0 <= x < width and 0 <= y < height):  # also refuses NaN
+        raise ValueError(f"click ({x:g}, {y:g}) is outside the {width}x{height} image")
+    return x, y
+
+
 def to_display(point: tuple[float, float], image_size: tuple[int, int], display_size: tuple[int, int]):
     """(x, y) in generated-image pixels -> (x, y) in display pixels."""
     return point[0] * display_size[0] / image_size[0], point[1] * display_size[1] / image_size[1]

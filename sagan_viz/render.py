@@ -193,9 +193,14 @@ def display_scale(display: Image.Image, image_size: tuple[int, int]) -> float:
     return display.size[0] / image_size[0]
 
 
+def marker_radius(scale: float) -> float:
+    """A query marker's radius in display pixels, for a display of `scale` pixels per image pixel."""
+    return max(4.0, 0.9 * scale)
+
+
 def draw_markers(display: Image.Image, queries, image_size: tuple[int, int]) -> Image.Image:
     """Filled circles in each query's colour with a dark outline, at each query pixel, later ones on top."""
-    radius = max(4.0, 0.9 * display_scale(display, image_size))
+    radius = marker_radius(display_scale(display, image_size))
     result = display.convert("RGB")
     for query in queries:
         # One small supersampled box per marker: markers far apart would otherwise make one box that

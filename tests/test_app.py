@@ -6,6 +6,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import pytest
+from figure_helpers import clickable_parts
 from PIL import Image
 
 from sagan_viz.app import build_app
@@ -23,8 +24,9 @@ def pixels(path: str) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
-def click(x: int, y: int) -> gr.SelectData:
-    """What Gradio passes for a click at displayed pixel (x, y)."""
+def click(x: float, y: float) -> gr.SelectData:
+    """What Gradio passes for a click at (x, y): generated-image pixels on Inspect's clickable image,
+    displayed pixels on the other tabs' images."""
     return gr.SelectData(target=None, data={"index": [x, y], "value": None})
 
 
@@ -46,9 +48,11 @@ def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(s
     entries, default, cache = studio
     tab = InspectTab(cache, entries, default)
     display, figure, details, grid, download, recipe, state, layer_update, status = tab.generate(
-        str(default.path), 7, "", 0.4, "ema", None, InspectState()
+        str(default.path), 7, "", 0.4, "ema", None, InspectState(show_grid=True)
     )
-    assert pixels(display).shape[:2] == (512, 512)  # 32 px upscaled x16, nearest
+    picture, markers = clickable_parts(display)
+    assert np.array_equal(pixels(picture), state.generation.image)  # the picture itself; the browser upscales it
+    assert markers == []
     assert "CPU" in status and "EMA-G" in status and "eval mode" in status
     layer = layer_update["value"]
     assert layer == "G.attn0"
@@ -59,10 +63,11 @@ def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(s
 
     monkeypatch.setattr(model.generator, "forward", forbidden)
     monkeypatch.setattr(model.discriminator, "forward", forbidden)
-    first = tab.click(state, layer, click(40, 40))
-    second = tab.click(first.state, layer, click(470, 300))
-    assert first.state.queries == [(2.53125, 2.53125)]
-    assert len(second.state.queries) == 2
+    first = tab.click(state, layer, click(2.5, 2.5))
+    second = tab.click(first.state, layer, click(29.4, 18.75))
+    assert first.state.queries == [(2.5, 2.5)]
+    assert second.state.queries == [(2.5, 2.5), (29.4, 18.75)]
+    assert clickable_parts(second.image) == (picture, [(2.5, 2.5), (29.4, 18.75)])  # same file, a marker per query
     assert not np.array_equal(pixels(first.grid), pixels(second.grid))  # the raw grid of the newest query changed
     assert pixels(second.figure).shape[1] > pixels(first.figure).shape[1]  # one more panel in the figure
     assert "| 2 |" in second.details
@@ -76,8 +81,10 @@ def test_clicks_outside_the_image_and_before_generation_are_clear_errors(studio)
     with pytest.raises(gr.Error, match="generate an image first"):
         tab.click(InspectState(), "G.attn0", click(1, 1))
     *_, state, _, _ = tab.generate(str(default.path), 1, "", 0.4, "ema", None, InspectState())
-    with pytest.raises(gr.Error, match="outside the 512x512 image"):
-        tab.click(state, "G.attn0", click(600, 3))
+    with pytest.raises(gr.Error, match="outside the 32x32 image"):
+        tab.click(state, "G.attn0", click(32, 3))
+    with pytest.raises(gr.Error, match="two numbers"):
+        tab.click(state, "G.attn0", gr.SelectData(target=None, data={"index": "<script>", "value": None}))
 
 
 def test_a_bad_upload_is_a_message_and_the_app_keeps_working(studio, tmp_path):
@@ -88,7 +95,7 @@ def test_a_bad_upload_is_a_message_and_the_app_keeps_working(studio, tmp_path):
     with pytest.raises(gr.Error, match="notes.safetensors"):
         tab.upload(str(bogus))
     outputs = tab.generate(str(default.path), 3, "", 0.4, "ema", None, InspectState())
-    assert pixels(outputs[0]).shape == (512, 512, 3)
+    assert pixels(clickable_parts(outputs[0])[0]).shape == (32, 32, 3)
 
 
 def test_a_good_upload_joins_the_list_and_is_selected(studio, tiny_checkpoint):
@@ -194,8 +201,8 @@ def test_the_model_cache_digests_a_file_once_per_version(tmp_path, monkeypatch):
 def test_remove_last_drops_the_newest_query_and_clear_drops_them_all(studio):
     entries, default, cache = studio
     tab = InspectTab(cache, entries, default)
-    *_, state, _, _ = tab.generate(str(default.path), 2, "", 0.4, "ema", None, InspectState())
-    for x, y in ((40, 40), (300, 100), (450, 450)):
+    *_, state, _, _ = tab.generate(str(default.path), 2, "", 0.4, "ema", None, InspectState(show_grid=True))
+    for x, y in ((2.5, 2.5), (18.75, 6.25), (28.1, 28.1)):
         *_, state = tab.click(state, "G.attn0", click(x, y))
     oldest_two = state.queries[:2]
     removed = tab.remove_last(state, "G.attn0")

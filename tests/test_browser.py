@@ -15,6 +15,7 @@ def test_inspect_two_clicks_show_different_maps_and_arrows(page, shots):
     page.click("#inspect-generate")
     wait_for_new_image(page, "#inspect-image", None)
     page.screenshot(path=shots / "1-generated.png", full_page=True)
+    page.click("#inspect-show-grid input")  # the raw grid is drawn only when asked for
     click_image_at(page, "#inspect-image", 0.2, 0.25)
     first_grid = wait_for_new_image(page, "#inspect-grid", None)
     first_grid_png = image_bytes(page, "#inspect-grid")
@@ -25,6 +26,16 @@ def test_inspect_two_clicks_show_different_maps_and_arrows(page, shots):
     wait_for_new_image(page, "#inspect-figure", first_figure)
     page.screenshot(path=shots / "3-second-query.png", full_page=True)
     assert image_bytes(page, "#inspect-grid") != first_grid_png  # a different query, a different beta row
+    # each click has its marker where it was clicked, drawn over the picture (centres as fractions of it)
+    marked = page.evaluate("""() => {
+        const box = document.querySelector('#inspect-image img').getBoundingClientRect();
+        return [...document.querySelectorAll('#inspect-image circle')].map(c => {
+            const r = c.getBoundingClientRect();
+            return [(r.x + r.width / 2 - box.x) / box.width, (r.y + r.height / 2 - box.y) / box.height];
+        });
+    }""")
+    assert len(marked) == 2 and all(abs(a - b) < 0.01 for pair, want in zip(marked, [(0.2, 0.25), (0.8, 0.75)])
+                                    for a, b in zip(pair, want)), marked
     details = page.locator("#inspect-details").inner_text()
     assert "max β" in details and details.count("×") >= 2
     figure_width = page.evaluate("document.querySelector('#inspect-figure img').naturalWidth")

@@ -55,8 +55,9 @@ def test_pick_a_class_by_name_generate_and_click(biggan_page, shots: Path):
     page.wait_for_function("document.querySelector('#inspect-status').innerText.includes('golden retriever')")
     status = page.locator("#inspect-status").inner_text()
     assert "golden retriever (207)" in status and "truncation 0.5" in status and "biggan-deep" in status
+    figure = page.locator("#inspect-figure img").first.get_attribute("src")
     click_image_at(page, "#inspect-image", 0.3, 0.6)
-    wait_for_new_image(page, "#inspect-grid", None)
+    wait_for_new_image(page, "#inspect-figure", figure)
     page.screenshot(path=shots / "biggan-1-class-and-click.png", full_page=True)
     details = page.locator("#inspect-details").inner_text()
     assert "16×16" in details and "8×8" in details and "max β" in details
@@ -90,8 +91,9 @@ def test_an_uploaded_heykeetae_checkpoint_opens_and_answers_clicks_in_every_mode
     page.click("#inspect-generate")
     wait_for_new_image(page, "#inspect-image", old)
     page.wait_for_function("document.querySelector('#inspect-status').innerText.includes('heykeetae')")
+    figure = page.locator("#inspect-figure img").first.get_attribute("src")
     click_image_at(page, "#inspect-image", 0.4, 0.3)
-    wait_for_new_image(page, "#inspect-grid", None)
+    wait_for_new_image(page, "#inspect-figure", figure)
     assert "max β" in page.locator("#inspect-details").inner_text()
     page.get_by_label("who looks at a position (column of β)").check()
     page.wait_for_function("document.querySelector('#inspect-details').innerText.includes('reverse view')")

@@ -175,7 +175,7 @@ def test_inspect_generates_a_chosen_class_and_truncation_and_answers_clicks(stud
                                                          InspectState())
     assert "golden retriever (207)" in status and "truncation 0.5" in status and "no discriminator" in status
     assert layer_update["value"] == "G.attn0" and state.generation.weights == "ema"  # the only weights it has
-    display, figure, details, grid, download, recipe, state = tab.click(state, "G.attn0", Click(100, 300))
+    display, figure, details, grid, download, recipe, state = tab.click(state, "G.attn0", Click(6.25, 18.75))
     assert len(state.queries) == 1 and "8×8" in details
 
 

@@ -65,7 +65,7 @@ class StudioSession:
                     return message
         raise AssertionError("the event never completed")
 
-    def generate_and_click(self, x: int = 100, y: int = 200) -> list:
+    def generate_and_click(self, x: float = 6.25, y: float = 12.5) -> list:
         """Generate with the page's defaults, then click (x, y): the click's outputs."""
         assert self.call("inspect-generate", "click")["success"]
         answer = self.call("inspect-image", "select", [None, "G.attn0"], {"index": [x, y], "value": None})
@@ -205,7 +205,7 @@ def test_a_session_s_figure_and_download_survive_many_clicks_of_other_sessions(s
     busy = StudioSession(url, "busy-user")
     busy.generate_and_click()
     for number in range(25):  # 75 files: more than a session keeps of its own
-        busy.call("inspect-image", "select", [None, "G.attn0"], {"index": [10 * number, 300], "value": None})
+        busy.call("inspect-image", "select", [None, "G.attn0"], {"index": [0.6 * number, 18.75], "value": None})
     assert httpx.get(figure).status_code == 200 and httpx.get(download).status_code == 200
 
 

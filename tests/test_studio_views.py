@@ -25,8 +25,8 @@ def inspect_tab(tiny_checkpoint_dir) -> InspectTab:
 def test_the_downloaded_figure_is_redrawn_byte_for_byte_from_its_recipe(tiny_checkpoint_dir, tmp_path):
     tab = inspect_tab(tiny_checkpoint_dir)
     *_, state, _, _ = tab.generate(str(tab.default.path), 6, "", 0.4, "ema", None, InspectState())
-    *_, state = tab.click(state, "G.attn0", Click(100, 120))
-    display, figure, details, grid, download, recipe, state = tab.click(state, "G.attn0", Click(400, 300))
+    *_, state = tab.click(state, "G.attn0", Click(6.25, 7.5))
+    display, figure, details, grid, download, recipe, state = tab.click(state, "G.attn0", Click(25, 18.75))
     assert Path(recipe).suffix == ".json" and Path(recipe).stem == Path(figure).stem  # beside the PNG
     again = tmp_path / "again.png"
     figure_main(["--from", recipe, "--checkpoint", str(tab.default.path), "--device", "cpu", "--out", str(again)])
@@ -36,7 +36,7 @@ def test_the_downloaded_figure_is_redrawn_byte_for_byte_from_its_recipe(tiny_che
 def test_column_and_effect_modes_answer_clicks_from_the_same_generation(tiny_checkpoint_dir):
     tab = inspect_tab(tiny_checkpoint_dir)
     *_, state, _, _ = tab.generate(str(tab.default.path), 3, "", 0.4, "ema", None, InspectState())
-    *_, state = tab.click(state, "G.attn0", Click(200, 200))
+    *_, state = tab.click(state, "G.attn0", Click(12.5, 12.5))
     display, figure, details, grid, download, recipe, state = tab.change_mode(state, "G.attn0", "column")
     assert state.mode == "column" and "reverse view" in details and "| 1 |" in details
     assert recipe is None  # a recipe redraws the paper figure (row view) only

@@ -10,11 +10,12 @@ import gradio as gr
 from ..figure_record import FigureRecord, checkpoint_digest, record_path
 from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, entry_for
+from .clickable_image import clickable_html, clickable_image_component, clicked_image_pixel
 from .controls import checkpoint_choices, generate_from_controls, generation_controls, model_option_updates
 from .errors import shown_to_user
 from .session_files import StudioFiles
 from .state import InspectState, add_query
-from .views import clicked_pixel, figure_scale, inspect_view
+from .views import figure_scale, inspect_view
 
 
 def status_line(model, generation) -> str:
@@ -33,10 +34,10 @@ def status_line(model, generation) -> str:
 class InspectOutputs(NamedTuple):
     """What every Inspect event updates, by name (Gradio takes it as the tuple of its outputs, in this order)."""
 
-    image: object  # the clickable image with markers (a PNG path)
+    image: object  # the clickable image: HTML of the picture (a served PNG) and SVG markers
     figure: object  # the paper figure (a PNG path)
     details: object  # Markdown: the true scale of every map
-    grid: object  # the raw grid of the newest map (a PNG path), or None
+    grid: object  # the raw grid of the newest map (a PNG path), None, or left as it is while hidden
     download: object  # the figure's file, offered by the download button
     recipe: object  # the figure's record (a JSON path), or None
     state: object  # InspectState
@@ -64,16 +65,22 @@ class InspectTab:
         self._digests: dict[tuple[str, float], str] = {}  # checkpoint -> SHA-256, for figure records
 
     def render(self, state: InspectState, layer: str | None, request: gr.Request | None = None):
-        """All outputs that depend on (generation, layer, queries, mode), images as PNG files of the session."""
+        """All outputs that depend on (generation, layer, queries, mode), images as PNG files of the session.
+
+        The picture is written once per generation (a click only changes its SVG markers); the raw grid
+        is drawn only while it is shown.
+        """
         view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode)
-
-        def png(image, name: str) -> str:
-            return self.files.write_png(request, "inspect", image, name)
-
-        figure = png(view.figure, "figure")  # shown, and offered by the download button
-        grid = None if view.grid is None else png(view.grid, "grid")
+        if state.picture is None:  # its own folder, so that clicks' figures never push it out while shown
+            state = dataclasses.replace(
+                state, picture=self.files.write_png(request, "inspect-picture", state.generation.image, "image"))
+        figure = self.files.write_png(request, "inspect", view.figure, "figure")  # shown, and downloaded
+        grid = gr.skip()
+        if state.show_grid:
+            grid = None if view.grid is None else self.files.write_png(request, "inspect", view.grid, "grid")
         recipe = self.recipe(state, layer, figure)
-        return InspectOutputs(png(view.display, "image"), figure, view.details, grid, figure, recipe, state)
+        image = clickable_html(state.picture, state.generation.image, view.markers)
+        return InspectOutputs(image, figure, view.details, grid, figure, recipe, state)
 
     def recipe(self, state: InspectState, layer: str | None, figure_path: str) -> str | None:
         """The figure's record beside its PNG (row mode: what python -m sagan_viz.figure --from redraws)."""
@@ -109,7 +116,7 @@ class InspectTab:
         generation = generate_from_controls(model, seed, class_choice, truncation, weights)
         layers = model.attention_layer_names()
         layer = layer if layer in layers else (layers[0] if layers else None)
-        state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation)
+        state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation, picture=None)
         outputs = self.render(state, layer, request)
         return (*outputs, gr.update(choices=layers, value=layer), status_line(model, generation))
 
@@ -118,7 +125,7 @@ class InspectTab:
         """Add the clicked pixel as a query and answer from the stored beta (no network runs)."""
         if state.generation is None:
             raise ValueError("generate an image first")
-        pixel = clicked_pixel(state.generation, event.index)
+        pixel = clicked_image_pixel(state.generation, event.index)
         return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
 
     @shown_to_user
@@ -135,6 +142,16 @@ class InspectTab:
         if state.generation is None:
             return InspectOutputs.unchanged()._replace(state=state)
         return self.render(state, layer, request)
+
+    @shown_to_user
+    def show_grid(self, state: InspectState, layer: str | None, shown: bool, request: gr.Request = None):
+        """Show or hide the raw beta grid of the newest query."""
+        state = dataclasses.replace(state, show_grid=bool(shown))
+        if state.generation is None:
+            return InspectOutputs.unchanged()._replace(state=state, grid=gr.update(visible=state.show_grid))
+        outputs = self.render(state, layer, request)
+        grid = gr.update(value=outputs.grid if state.show_grid else None, visible=state.show_grid)
+        return outputs._replace(grid=grid)
 
     @shown_to_user
     def remove_last(self, state: InspectState, layer: str | None, request: gr.Request = None):
@@ -177,8 +194,7 @@ class InspectTab:
                 generate = gr.Button("Generate", variant="primary", elem_id="inspect-generate")
                 status = gr.Markdown(elem_id="inspect-status")
             with gr.Column(scale=2):
-                image = gr.Image(label="Click a pixel to add a query (up to 5)", interactive=False, format="png",
-                                 elem_id="inspect-image", show_label=True, buttons=[])
+                image = clickable_image_component("inspect-image", "Click a pixel to add a query (up to 5)")
                 with gr.Row():
                     remove = gr.Button("Remove last query", size="sm")
                     clear = gr.Button("Clear queries", size="sm", elem_id="inspect-clear")
@@ -189,8 +205,10 @@ class InspectTab:
                           interactive=False, elem_id="inspect-figure", buttons=["fullscreen"],
                           show_label=False)
         details = gr.Markdown(elem_id="inspect-details")
+        show_grid = gr.Checkbox(False, label="Also show the raw β grid of the newest query (one cell per key)",
+                                elem_id="inspect-show-grid")
         grid = gr.Image(label="Raw β grid of the newest query, on the key grid", format="png", interactive=False,
-                        elem_id="inspect-grid", buttons=[])
+                        elem_id="inspect-grid", buttons=[], visible=False)
         rendered = [image, figure, details, grid, download, recipe, state]  # InspectOutputs' order
         generate.click(self.generate, [*controls.inputs, layer, state], [*rendered, layer, status])
         image.select(self.click, [state, layer], rendered, show_progress="hidden")
@@ -198,6 +216,7 @@ class InspectTab:
         remove.click(self.remove_last, [state, layer], rendered)
         clear.click(self.clear, [state, layer], rendered)
         mode.input(self.change_mode, [state, layer, mode], rendered)
+        show_grid.input(self.show_grid, [state, layer, show_grid], rendered)
         self.ready_on_open = (self.generate, [*controls.inputs, layer, state], [*rendered, layer, status])
         # One upload checked and loaded at a time: loading takes memory of the file's size (up to the upload limit).
         controls.upload.upload(self.upload, [controls.upload], [checkpoint, controls.class_choice, controls.truncation,

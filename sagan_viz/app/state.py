@@ -15,6 +15,8 @@ class InspectState:
     generation: Generation | None = None  # the shown image and beta of every layer
     queries: list[tuple[float, float]] = field(default_factory=list)  # generated-image pixels (x, y)
     mode: str = "row"  # views.MODES: the beta row of a query, the column of a key, or the attention effect
+    picture: str | None = None  # the served PNG of generation.image (written once per generation)
+    show_grid: bool = False  # whether the raw beta grid of the newest query is drawn and sent
 
 
 @dataclass

@@ -24,7 +24,7 @@ PANEL_PIXELS = 256  # the figure's panels: 8x a 32-px image, 2x a 128-px one (8x
 class InspectView:
     """Everything the Inspect tab shows for one (generation, layer, queries)."""
 
-    display: np.ndarray  # the clickable image with markers
+    markers: list[QueryView]  # the points to mark on the clickable image
     figure: Image.Image  # image + one attention map per query, with arrows
     details: str  # Markdown: per-query true scale of beta
     grid: np.ndarray | None  # raw beta grid of the newest query
@@ -136,20 +136,20 @@ def inspect_view(generation: Generation, layer: str | None, pixels, columns: Pan
     problem = generation.problem
     if layer is None and problem is None:
         figure = paper_figure(generation.image, [], None, caption="this checkpoint has no attention layers")
-        return InspectView(clickable_image(generation, []), figure, "This checkpoint has **no attention layers**.", None)
+        return InspectView([], figure, "This checkpoint has **no attention layers**.", None)
     views = [] if problem else query_views(generation, layer, pixels)  # once: figure, markers and table share them
     if not all(np.isfinite(view.attention_map).all() for view in views):
         problem = non_finite_warning(f"β of {layer}")
     if problem:  # one warning instead of numbers computed from NaN/inf
         figure = paper_figure(generation.image, [], None, caption="non-finite values (NaN/inf): nothing to show")
-        return InspectView(clickable_image(generation, []), figure, f"⚠️ **{problem}**", None)
+        return InspectView([], figure, f"⚠️ **{problem}**", None)
     capture = layer_capture(generation, layer)
     scale, caption = figure_scale(generation.image.shape[1]), figure_caption(generation, layer)
     if mode != "row":
         return other_view(generation, layer, pixels, mode, scale, caption, columns)
     figure = paper_figure(generation.image, views, capture.key_shape, scale=scale, caption=caption, cache=columns)
     grid = attention_grid_image(views[-1].attention_map, cell_pixels=max(4, 256 // views[-1].attention_map.shape[1])) if views else None
-    return InspectView(clickable_image(generation, views), figure, describe_queries(generation, layer, views), grid)
+    return InspectView(views, figure, describe_queries(generation, layer, views), grid)
 
 
 def other_view(generation: Generation, layer: str, pixels, mode: str, scale: int, caption: str,
@@ -167,4 +167,4 @@ def other_view(generation: Generation, layer: str, pixels, mode: str, scale: int
     figure = paper_figure(generation.image, views, capture.query_shape, scale=scale, caption=caption, cache=columns,
                           image_lines=grid_lines + ["keys clicked" if mode == "column" else "", ""])
     grid = attention_grid_image(views[-1].attention_map, max(4, 256 // views[-1].attention_map.shape[1])) if views else None
-    return InspectView(clickable_image(generation, markers), figure, details, grid)
+    return InspectView(markers, figure, details, grid)

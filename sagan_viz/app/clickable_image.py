@@ -1,0 +1,80 @@
+"""The image a user clicks to place queries: the generated picture at its own resolution, scaled up by the
+browser (nearest neighbour), with the query markers drawn over it as SVG.
+
+A click therefore sends the server a point and gets back a few hundred bytes of markers: the picture
+itself is fetched once per generation, not once per click (before, every click re-encoded and re-sent an
+upscaled PNG with the markers painted in: benchmarks/README.md). The point arrives as a Gradio select
+event whose index is (x, y) in generated-image pixels, fractions included.
+"""
+from __future__ import annotations
+
+from html import escape
+from urllib.parse import quote
+
+import gradio as gr
+import numpy as np
+
+from ..grid import image_point
+from ..inspect import Generation
+from ..render import OUTLINE, QueryView, marker_radius
+from .views import DISPLAY_PIXELS, display_scale
+
+# Sends the clicked point in generated-image pixels (the <img> is the picture at its own resolution).
+# Clicks that miss the picture (the margin around it) send nothing.
+CLICK_SCRIPT = """
+element.addEventListener('click', (event) => {
+  const picture = element.querySelector('img.sv-picture');
+  if (!picture || !picture.naturalWidth) return;
+  const box = picture.getBoundingClientRect();
+  const across = (event.clientX - box.left) / box.width, down = (event.clientY - box.top) / box.height;
+  if (!(across >= 0 && across < 1 && down >= 0 && down < 1)) return;
+  trigger('select', {index: [across * picture.naturalWidth, down * picture.naturalHeight], value: null});
+});
+"""
+STYLE = f"""
+.sv-clickable {{ position: relative; max-width: {DISPLAY_PIXELS}px; margin: 0 auto; line-height: 0; }}
+.sv-picture {{ width: 100%; height: auto; image-rendering: pixelated; cursor: crosshair; user-select: none; }}
+.sv-markers {{ position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }}
+.sv-empty {{ padding: 2em; text-align: center; opacity: 0.7; line-height: 1.4; }}
+"""
+EMPTY = '<div class="sv-empty">Generate an image, then click it to add queries.</div>'
+
+
+def file_url(path: str) -> str:
+    """The URL, relative to the page, at which Gradio serves a file of a folder set with gr.set_static_paths."""
+    return "gradio_api/file=" + quote(str(path))
+
+
+def marker_svg(views: list[QueryView], image_size: tuple[int, int]) -> str:
+    """SVG circles in generated-image units, sized and outlined as render.draw_markers paints them."""
+    width, height = image_size
+    scale = display_scale(width)  # the picture is shown at about this many screen pixels per image pixel
+    radius = marker_radius(scale) / scale
+    outline = 0.3 * radius
+    circles = "".join(
+        f'<circle cx="{view.pixel[0]:.3f}" cy="{view.pixel[1]:.3f}" r="{radius - outline / 2:.3f}" '
+        f'fill="rgb{tuple(view.colour)}" stroke="rgb{OUTLINE}" stroke-width="{outline:.3f}"/>'
+        for view in views
+    )
+    return f'<svg class="sv-markers" viewBox="0 0 {width} {height}" aria-hidden="true">{circles}</svg>'
+
+
+def clickable_html(picture_path: str, image: np.ndarray, markers: list[QueryView]) -> str:
+    """The component's value: the picture (a served PNG at the image's own size) and its markers."""
+    height, width = image.shape[:2]
+    description = f"the generated image, {width}×{height} pixels: click to add a query"
+    return (f'<div class="sv-clickable"><img class="sv-picture" src="{escape(file_url(picture_path))}" '
+            f'alt="{escape(description)}" width="{width}" height="{height}" draggable="false">'
+            f"{marker_svg(markers, (width, height))}</div>")
+
+
+def clicked_image_pixel(generation: Generation, index) -> tuple[float, float]:
+    """The select event's index: (x, y) in generated-image pixels, checked to lie on the image."""
+    height, width = generation.image.shape[:2]
+    return image_point(index, (width, height))
+
+
+def clickable_image_component(elem_id: str, label: str) -> gr.HTML:
+    """A gr.HTML showing clickable_html values; wire its .select like a gr.Image's."""
+    return gr.HTML(EMPTY, label=label, show_label=True, elem_id=elem_id, js_on_load=CLICK_SCRIPT,
+                   css_template=STYLE, apply_default_css=False, container=True)
