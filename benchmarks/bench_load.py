@@ -38,8 +38,7 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS.parent
 RESULTS_PATH = BENCHMARKS / "results" / "load.json"
-DISPLAY = 512  # the clickable image's width and height in display pixels (32 px upscaled x16)
-GENERATED = 32
+GENERATED = 32  # the bundled faces' width and height: clicks fall anywhere on them
 MAX_CLICKS_PER_USER = 5000  # a bound on any phase, whatever the timing
 TIMEOUT = 60.0
 
@@ -190,12 +189,14 @@ def check_answer(user: User, outputs: list, owners: dict[str, int]) -> None:
 
 
 async def fetch_files(client, outputs: list) -> None:
-    """GET the PNG files of an answer, as the page does; a missing one is an error."""
-    for item in outputs:
-        if isinstance(item, dict) and item.get("url"):
-            answer = await client.get(item["url"])
-            if answer.status_code != 200:
-                raise RuntimeError(f"GET {Path(item['path']).name}: {answer.status_code}")
+    """GET the PNG files an answer shows, once each, as the page does (a download button fetches only when
+    pressed); a missing one is an error."""
+    shown = {item["url"]: item for item in outputs
+             if isinstance(item, dict) and item.get("url") and str(item.get("path", "")).endswith(".png")}
+    for item in shown.values():
+        answer = await client.get(item["url"])
+        if answer.status_code != 200:
+            raise RuntimeError(f"GET {Path(item['path']).name}: {answer.status_code}")
 
 
 async def act(client, studio: Studio, user: User, owners, rng: random.Random, generate: bool) -> None:
@@ -208,8 +209,8 @@ async def act(client, studio: Studio, user: User, owners, rng: random.Random, ge
             outputs = await run_event(client, studio.generate, user, data)
             user.generates.append(time.perf_counter() - started)
             return
-        index = [rng.randrange(DISPLAY), rng.randrange(DISPLAY)]
-        user.pixels.append(((index[0] + 0.5) * GENERATED / DISPLAY, (index[1] + 0.5) * GENERATED / DISPLAY))
+        index = [rng.uniform(0, GENERATED), rng.uniform(0, GENERATED)]  # the clickable image sends image pixels
+        user.pixels.append((index[0], index[1]))
         outputs = await run_event(client, studio.click, user, [None, "G.attn0"], {"index": index, "value": None})
         user.clicks.append(time.perf_counter() - started)
         check_answer(user, outputs, owners)

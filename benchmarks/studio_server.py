@@ -4,7 +4,7 @@ bench_studio.py calls measure_server_side(). A user's session is replayed: rando
 after another, and after every fifth query the queries are cleared (as "Clear queries" does), so each
 click finds the figure columns of the earlier queries already drawn, as it does in the app. Each click is
 timed in two parts that run one after the other on the server before the answer can be sent:
-- callback: InspectTab.click (query views, figure, clickable image, grid, table, the PNG files written);
+- callback: InspectTab.click (query views, figure, markers, table, the PNG files written; the raw grid is off);
 - Gradio's postprocess_data of its outputs (copying the files into Gradio's cache, the table, the state).
 Inside the callback, the library calls are wrapped in timers to say where the time goes.
 """
@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 
 SEED = 7  # the studio's default seed
-TIMED_PARTS = ("query_views", "paper_figure", "clickable_image", "attention_grid_image", "describe_queries")
+TIMED_PARTS = ("query_views", "paper_figure", "describe_queries")
 
 
 def summary(seconds: list[float]) -> dict:
@@ -62,6 +62,12 @@ def query_cell(state, layer: str, display: int, index) -> tuple[int, int]:
 
     shape = state.generation.layers[layer].query_shape
     return pixel_to_cell(index[0] + 0.5, index[1] + 0.5, (display, display), shape)
+
+
+def image_index(state, display: int, index) -> list[float]:
+    """The clickable image's select index (generated-image pixels) for a click at the centre of display pixel index."""
+    width = state.generation.image.shape[1]
+    return [(index[0] + 0.5) * width / display, (index[1] + 0.5) * width / display]
 
 
 def random_index(rng: random.Random, display: int, avoid_cell, cell_of) -> list[int]:
@@ -112,7 +118,7 @@ def measure_server_side(demo, checkpoint, clicks: int, warm_up: int, rng: random
             state = dataclasses.replace(state, queries=[])  # what "Clear queries" does
         index = random_index(rng, display, previous, lambda i: query_cell(state, layer, display, i))  # noqa: B023 (called now)
         previous = query_cell(state, layer, display, index)
-        event = gr.SelectData(target=None, data={"index": index, "value": None})
+        event = gr.SelectData(target=None, data={"index": image_index(state, display, index), "value": None})
         parts: dict[str, float] = {}
         with timers_around(views, TIMED_PARTS, parts), timers_around(PngFiles, ["write"], parts):
             started = time.perf_counter()

@@ -70,7 +70,7 @@ class InspectTab:
         The picture is written once per generation (a click only changes its SVG markers); the raw grid
         is drawn only while it is shown.
         """
-        view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode)
+        view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode, state.show_grid)
         if state.picture is None:  # its own folder, so that clicks' figures never push it out while shown
             state = dataclasses.replace(
                 state, picture=self.files.write_png(request, "inspect-picture", state.generation.image, "image"))

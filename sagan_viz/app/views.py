@@ -27,7 +27,7 @@ class InspectView:
     markers: list[QueryView]  # the points to mark on the clickable image
     figure: Image.Image  # image + one attention map per query, with arrows
     details: str  # Markdown: per-query true scale of beta
-    grid: np.ndarray | None  # raw beta grid of the newest query
+    grid: np.ndarray | None  # raw beta grid of the newest query (only when asked for)
 
 
 def display_scale(resolution: int) -> int:
@@ -123,13 +123,22 @@ def effect_view(generation: Generation, layer: str) -> tuple[QueryView, str]:
     return view, details
 
 
+def newest_grid(views: list[QueryView], wanted: bool) -> np.ndarray | None:
+    """The raw grid of the newest view's map, one block of at least 4 pixels per cell (about 256 px wide)."""
+    if not wanted or not views:
+        return None
+    attention_map = views[-1].attention_map
+    return attention_grid_image(attention_map, cell_pixels=max(4, 256 // attention_map.shape[1]))
+
+
 def inspect_view(generation: Generation, layer: str | None, pixels, columns: PanelCache | None = None,
-                 mode: str = "row") -> InspectView:
+                 mode: str = "row", with_grid: bool = True) -> InspectView:
     """Assemble the Inspect tab's panels; a model without attention shows the image and says so.
 
     mode "row": each pixel is a query and its map the beta row; "column": each pixel is a key and its map
     the beta column on the query grid; "effect": one map of where attention changes the features.
     columns: query columns of the figure drawn before (a click then draws only the new query's column).
+    with_grid: draw the raw grid of the newest map (the studio does only while it is shown).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -146,14 +155,13 @@ def inspect_view(generation: Generation, layer: str | None, pixels, columns: Pan
     capture = layer_capture(generation, layer)
     scale, caption = figure_scale(generation.image.shape[1]), figure_caption(generation, layer)
     if mode != "row":
-        return other_view(generation, layer, pixels, mode, scale, caption, columns)
+        return other_view(generation, layer, pixels, mode, scale, caption, columns, with_grid)
     figure = paper_figure(generation.image, views, capture.key_shape, scale=scale, caption=caption, cache=columns)
-    grid = attention_grid_image(views[-1].attention_map, cell_pixels=max(4, 256 // views[-1].attention_map.shape[1])) if views else None
-    return InspectView(views, figure, describe_queries(generation, layer, views), grid)
+    return InspectView(views, figure, describe_queries(generation, layer, views), newest_grid(views, with_grid))
 
 
 def other_view(generation: Generation, layer: str, pixels, mode: str, scale: int, caption: str,
-               columns: PanelCache | None) -> InspectView:
+               columns: PanelCache | None, with_grid: bool) -> InspectView:
     """The reverse ("column") or attention-effect ("effect") panels of inspect_view."""
     capture = generation.layer(layer)
     grid_lines = [f"queries {capture.query_shape[0]}×{capture.query_shape[1]}"]
@@ -166,5 +174,4 @@ def other_view(generation: Generation, layer: str, pixels, mode: str, scale: int
         views, markers = [effect], []
     figure = paper_figure(generation.image, views, capture.query_shape, scale=scale, caption=caption, cache=columns,
                           image_lines=grid_lines + ["keys clicked" if mode == "column" else "", ""])
-    grid = attention_grid_image(views[-1].attention_map, max(4, 256 // views[-1].attention_map.shape[1])) if views else None
-    return InspectView(markers, figure, details, grid)
+    return InspectView(markers, figure, details, newest_grid(views, with_grid))
