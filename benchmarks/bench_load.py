@@ -134,7 +134,8 @@ class Studio:
         def event(elem_id: str, name: str):
             target = [ids[elem_id], name]
             dependency = next(d for d in config["dependencies"] if target in [list(t) for t in d["targets"]])
-            return dependency["id"], ids[elem_id], [components[i].get("props", {}).get("value") for i in dependency["inputs"]]
+            defaults = [components[i].get("props", {}).get("value") for i in dependency["inputs"]]
+            return dependency["id"], ids[elem_id], defaults, dependency.get("queue") is not False
 
         self.generate = event("inspect-generate", "click")
         self.click = event("inspect-image", "select")
@@ -156,8 +157,16 @@ class User:
 
 
 async def run_event(client, studio_event, user: User, data: list, event_data=None) -> dict:
-    """Join the queue and read this event's answer from the session's stream."""
-    fn_index, trigger, _ = studio_event
+    """Run an event as the page does: a queued one joins the queue and reads its answer from the session's
+    stream; one that is not queued (Inspect's click) is one POST."""
+    fn_index, trigger, _, queued = studio_event
+    if not queued:
+        answer = await client.post("/gradio_api/run/predict", json={
+            "data": data, "event_data": event_data, "fn_index": fn_index, "trigger_id": trigger,
+            "session_hash": user.session_hash})
+        if answer.status_code != 200:
+            raise RuntimeError(f"event failed: {answer.text[:200]}")
+        return answer.json()["data"]
     joined = await client.post("/gradio_api/queue/join", json={
         "data": data, "event_data": event_data, "fn_index": fn_index, "trigger_id": trigger,
         "session_hash": user.session_hash})

@@ -108,12 +108,27 @@ class FigureRecord:
         return None
 
 
+def checkpoint_files(path: str | Path) -> list[Path]:
+    """The files whose bytes a checkpoint is: the file itself, or a model folder's config and weights."""
+    path = Path(path)
+    return [path] if path.is_file() else [path / name for name in MODEL_FOLDER_FILES if (path / name).is_file()]
+
+
+def checkpoint_version(path: str | Path) -> tuple:
+    """What changes when a checkpoint's bytes are rewritten: each of its files' path, size and modification time
+    (a folder's own time does not change when a file in it is overwritten)."""
+    key = [str(Path(path).resolve())]
+    for file in checkpoint_files(path):
+        status = file.stat()
+        key += [file.name, status.st_size, status.st_mtime_ns]
+    return tuple(key)
+
+
 def checkpoint_digest(path: str | Path) -> str:
     """SHA-256 of a checkpoint file, or of a model folder's config and weights (names and bytes)."""
     path = Path(path)
     digest = hashlib.sha256()
-    files = [path] if path.is_file() else [path / name for name in MODEL_FOLDER_FILES if (path / name).is_file()]
-    for file in files:
+    for file in checkpoint_files(path):
         if path.is_dir():
             digest.update(file.name.encode() + b"\0")
         with file.open("rb") as stream:

@@ -211,3 +211,20 @@ def test_remove_last_drops_the_newest_query_and_clear_drops_them_all(studio):
     assert cleared.state.queries == [] and cleared.grid is None and "click the image to add a query" in cleared.details
     untouched = tab.remove_last(InspectState(), "G.attn0")  # nothing generated yet: every output stays as it is
     assert all(output == {"__type__": "update"} for output in untouched)
+
+
+def test_a_model_folder_overwritten_in_place_gets_a_new_digest(tmp_path):
+    import hashlib
+
+    folder = tmp_path / "biggan-deep-128"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"first")
+    cache = ModelCache(resolve_device("cpu"))
+
+    def expected(weights: bytes) -> str:  # names and bytes of config then weights, as the record's docs say
+        return hashlib.sha256(b"config.json\0{}pytorch_model.bin\0" + weights).hexdigest()
+
+    assert cache.digest(folder) == expected(b"first")
+    (folder / "pytorch_model.bin").write_bytes(b"second, longer")  # the folder's own time stays as it was
+    assert cache.digest(folder) == expected(b"second, longer")

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import torch
 
 from ..checkpoint import CheckpointError
 from ..families import LoadedModel, ModelSummary, load_checkpoint, summarise_checkpoint
-from ..figure_record import checkpoint_digest
+from ..figure_record import checkpoint_digest, checkpoint_version
 from ..layer_names import generator_first
 
 CheckpointEntry = ModelSummary  # a checkpoint as the studio lists it
@@ -76,7 +77,8 @@ class ModelCache:
         self.device = device
         self.capacity = capacity
         self._models: OrderedDict[str, LoadedModel] = OrderedDict()
-        self._digests: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> SHA-256, for figure records
+        self._digests: dict[tuple, Future] = {}  # checkpoint_version -> its SHA-256, for figure records
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sagan-viz-digest")
         self._lock = threading.Lock()
 
     def forget(self, path: str | Path) -> None:
@@ -96,19 +98,22 @@ class ModelCache:
             self._models[key] = model
             while len(self._models) > self.capacity:
                 self._models.popitem(last=False)
+        self.digest_soon(path)  # ready before the first figure record needs it
         return model
 
+    def digest_soon(self, path: str | Path) -> Future:
+        """The SHA-256 of a checkpoint's bytes (figure_record.checkpoint_digest), computed once per file version
+        on a background thread: a 200 MB model takes ~0.2 s, which a user's first click should not wait for."""
+        key = checkpoint_version(path)
+        with self._lock:
+            future = self._digests.get(key)
+            if future is None:
+                future = self._digests[key] = self._hasher.submit(checkpoint_digest, path)
+        return future
+
     def digest(self, path: str | Path) -> str:
-        """SHA-256 of a checkpoint's bytes (figure_record.checkpoint_digest), computed once per file version."""
-        status = Path(path).stat()
-        key = (str(Path(path).resolve()), status.st_mtime, status.st_size)
-        with self._lock:
-            if key in self._digests:
-                return self._digests[key]
-        found = checkpoint_digest(path)  # outside the lock: a 200 MB model takes a second
-        with self._lock:
-            self._digests[key] = found
-        return found
+        """The SHA-256 of a checkpoint's bytes, waiting for it if it is still being computed."""
+        return self.digest_soon(path).result()
 
 
 STATISTICS_SEEDS = tuple(range(8))  # the same images for every snapshot, so steps compare fairly
