@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .grid import cell_centres
+
 QUERY_CHUNK = 256  # rows per block where a pairwise (N_query, N_key) intermediate would be large
 # A peak must reach this many times the uniform value 1/N_key to earn an arrow: an untrained layer's
 # beta sits within a few percent of uniform, and arrows there would point at noise.
@@ -80,15 +82,6 @@ def find_peaks(attention_map, max_peaks: int = 3, radius: int = 1,
 def peaks_mass_share(peaks: list[Peak]) -> float:
     """Share of a beta row's total mass (1.0) that the peaks' non-overlapping windows hold."""
     return float(sum(peak.mass for peak in peaks))
-
-
-def cell_centres(grid_shape: tuple[int, int], aspect: float) -> np.ndarray:
-    """(H*W, 2) centres (x, y) of a grid's cells, row-major, in image units: width 1, height aspect."""
-    rows, columns = grid_shape
-    y = (np.arange(rows) + 0.5) / rows * aspect
-    x = (np.arange(columns) + 0.5) / columns
-    y, x = np.meshgrid(y, x, indexing="ij")
-    return np.stack([x.ravel(), y.ravel()], axis=1)
 
 
 def check_attention(attention: np.ndarray, query_shape=None, key_shape=None) -> None:

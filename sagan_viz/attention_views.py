@@ -14,7 +14,7 @@ import torch
 from .analysis import find_peaks
 from .grid import cell_center, cell_to_index, pixel_to_cell
 from .inspect import Generation, LayerCapture
-from .render import QueryView
+from .queries import QueryView
 
 QUERY_ROWS_PER_BLOCK = 1024  # bounds the transient scores of a column: 1024 x N_key floats at a time
 

@@ -24,9 +24,9 @@ from .grid import cell_center, cell_pixel_box, cell_to_index
 from .imaging import upscale_nearest
 from .inspect import Generation
 from .layer_names import network_of
-from .paper_figure import BACKGROUND, TEXT, figure_layout, fitted_font, plain_text, write_lines
-from .queries import figure_caption, query_view
-from .render import QUERY_COLOURS, QueryView, attention_overlay, draw_arrows, draw_markers
+from .paper_figure import BACKGROUND, TEXT, figure_caption, figure_layout, fitted_font, plain_text, write_lines
+from .queries import QUERY_COLOURS, QueryView, query_view
+from .render import attention_overlay, draw_arrows, draw_markers
 
 METHODS = ("gradient_x_activation", "integrated_gradients")
 DISCRIMINATOR_METHODS = ("saliency", "integrated_gradients")

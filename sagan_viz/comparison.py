@@ -8,9 +8,8 @@ from __future__ import annotations
 from PIL import Image
 
 from .inspect import Generation
-from .paper_figure import PanelCache, paper_figure
-from .queries import figure_caption, query_view
-from .render import QUERY_COLOURS
+from .paper_figure import PanelCache, figure_caption, paper_figure
+from .queries import query_views
 
 PANEL_SCALE = 6  # display pixels per generated pixel in every panel, whatever the resolution
 # Figure pixels kept free of title text at the top right, where the studio lays each panel's download button.
@@ -25,8 +24,7 @@ def comparison_panel(generation: Generation, layer: str, pixels, title: str, col
     """
     if layer in generation.layers:
         caption = f"{title} · {figure_caption(generation, layer)}"
-        views = [query_view(generation, layer, pixel, QUERY_COLOURS[index], max_peaks)
-                 for index, pixel in enumerate(pixels)]
+        views = query_views(generation, layer, pixels, max_peaks)
         return paper_figure(generation.image, views, generation.layers[layer].key_shape, scale=scale, caption=caption,
                             cache=columns, title_inset=TITLE_INSET)
     missing = f"no attention layer {layer} in this checkpoint" if generation.layers else "no attention layers"

@@ -23,7 +23,8 @@ from .families import LoadedModel, load_checkpoint
 from .figure_record import FigureRecord, FigureRecordError, check_digest, checkpoint_digest, read_record, record_path
 from .imaging import encode_png
 from .inspect import Generation
-from .queries import MAX_QUERIES, figure_for_queries
+from .paper_figure import figure_for_queries
+from .queries import MAX_QUERIES
 
 
 def parse_query(text: str) -> tuple[float, float]:

@@ -1,6 +1,7 @@
 """Coordinates: displayed pixels, feature-map cells, flattened positions, key grids."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -89,3 +90,28 @@ def cell_pixel_box(cell: tuple[int, int], grid_shape: tuple[int, int], image_sha
     cell_to_index(cell, grid_shape)  # ValueError outside the grid
     (row, column), (rows, columns), (height, width) = cell, grid_shape, image_shape
     return row * height // rows, (row + 1) * height // rows, column * width // columns, (column + 1) * width // columns
+
+
+def cells_along(length: int, cells: int) -> np.ndarray:
+    """For each of `length` pixels along one axis, the index of the grid cell (of `cells` along it) under it."""
+    return np.arange(length) * cells // length
+
+
+def cell_on_grid(cell: tuple[int, int], grid_shape: tuple[int, int], other_shape: tuple[int, int]) -> tuple[int, int]:
+    """The cell of another grid over the same image that covers cell (the same cell when the shapes agree)."""
+    row, column = cell
+    return row * other_shape[0] // grid_shape[0], column * other_shape[1] // grid_shape[1]
+
+
+def cell_centres(grid_shape: tuple[int, int], aspect: float) -> np.ndarray:
+    """(H*W, 2) centres (x, y) of a grid's cells, row-major, in image units: width 1, height aspect."""
+    rows, columns = grid_shape
+    y = (np.arange(rows) + 0.5) / rows * aspect
+    x = (np.arange(columns) + 0.5) / columns
+    y, x = np.meshgrid(y, x, indexing="ij")
+    return np.stack([x.ravel(), y.ravel()], axis=1)
+
+
+def display_ratio(display_size: tuple[int, int], image_size: tuple[int, int]) -> float:
+    """Display pixels per generated-image pixel (horizontally) of an image shown at display_size."""
+    return display_size[0] / image_size[0]

@@ -1,5 +1,7 @@
 """The paper's Figure 1: the image with query markers, then one attention panel per query, captions beneath.
 
+Drawn from the QueryViews of queries.py with render.py's primitives (the second step of a click's path).
+
 A query's column (its panel and caption) depends only on that query, so a PanelCache keeps the columns
 already drawn: a click that adds a fifth query draws one new column and the markers, not five columns.
 """
@@ -16,7 +18,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .analysis import as_array, peaks_mass_share
 from .imaging import upscale_nearest
-from .render import OUTLINE, QueryView, attention_overlay, draw_arrows, draw_markers
+from .inspect import Generation
+from .layer_names import network_of
+from .queries import QueryView, query_views
+from .render import OUTLINE, attention_overlay, draw_arrows, draw_markers
 
 BACKGROUND = (255, 255, 255)
 TEXT = (30, 30, 35)
@@ -262,3 +267,29 @@ def paper_figure(
             column = cache.get_or_draw(column_key(*arguments), lambda: query_column(*arguments))  # noqa: B023 (called now)
         figure.paste(column, layout.panel_origin(number))
     return figure
+
+
+def figure_caption(generation: Generation, layer: str, step: int | None = None) -> str:
+    """One line naming what the figure shows: layer, gamma, weights, seed (class, truncation), step."""
+    capture = generation.layer(layer)
+    generator = "EMA G" if generation.weights == "ema" else "raw G"
+    network = f"D on the {generator} image" if network_of(layer) == "D" else generator
+    parts = [f"{layer} (γ = {capture.gamma:+.3f})", network, generation.origin]
+    step = generation.step if step is None else step
+    if step is not None:
+        parts.append(f"step {step}")
+    return " · ".join(parts)
+
+
+def figure_for_queries(
+    generation: Generation,
+    layer: str,
+    pixels: list[tuple[float, float]],
+    scale: int = 8,
+    max_peaks: int = 3,
+    step: int | None = None,
+) -> Image.Image:
+    """The paper figure for up to MAX_QUERIES clicked pixels (generated-image coordinates) on one layer."""
+    views = query_views(generation, layer, pixels, max_peaks)
+    caption = figure_caption(generation, layer, step)
+    return paper_figure(generation.image, views, generation.layer(layer).key_shape, scale=scale, caption=caption)

@@ -1,27 +1,41 @@
-"""From clicked pixels to QueryViews and the paper figure: what an app callback or a notebook calls."""
+"""What a click asks of a generation: the query cell under a pixel, its β row on the key grid, its peaks.
+
+The first step of a click's one downward path: queries are computed here once (from grid.py's
+coordinates, the generation's kept layer input and analysis.py's peaks), paper_figure.py draws them
+with render.py's primitives, and the app only places the results.
+"""
 from __future__ import annotations
 
-from PIL import Image
+from dataclasses import dataclass, field
 
-from .analysis import find_peaks
+import numpy as np
+
+from .analysis import Peak, find_peaks
 from .grid import cell_to_index, pixel_to_cell
-from .inspect import Generation, LayerCapture
-from .layer_names import network_of
-from .paper_figure import paper_figure
-from .render import QUERY_COLOURS, QueryView
+from .inspect import Generation
 
-MAX_QUERIES = 5  # as many as Figure 1 of the paper shows, and as QUERY_COLOURS has
+# A query's colour is its identity in every view: marker, figure panel, caption and table. Red, sky blue,
+# green, yellow, violet: apart in hue and bright enough to read on the dark end of magma.
+QUERY_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 64, 64),
+    (40, 170, 255),
+    (60, 220, 90),
+    (255, 220, 30),
+    (215, 110, 255),
+)
+MAX_QUERIES = len(QUERY_COLOURS)  # five, as many as Figure 1 of the paper shows
 
 
-def layer_capture(generation: Generation, layer: str) -> LayerCapture:
-    """The capture of one attention layer; ValueError listing the layers when the name is unknown."""
-    return generation.layer(layer)
+@dataclass
+class QueryView:
+    """One clicked query and what it attends to."""
 
-
-def image_size(generation: Generation) -> tuple[int, int]:
-    """(width, height) of the generated image in pixels."""
-    height, width = generation.image.shape[:2]
-    return width, height
+    pixel: tuple[float, float]  # (x, y) in generated-image pixels (0..R), x right, y down
+    cell: tuple[int, int]  # query cell (row, col) on the layer's query grid
+    colour: tuple[int, int, int]
+    attention_map: np.ndarray  # (H_key, W_key) beta row
+    peaks: list[Peak] = field(default_factory=list)
+    caption: tuple[str, ...] | None = None  # the panel's caption lines; None: the row view's (max beta, ...)
 
 
 def query_view(
@@ -36,8 +50,8 @@ def query_view(
 
     display_size (width, height) says the pixel was clicked on the image shown at that size instead.
     """
-    capture = layer_capture(generation, layer)
-    size = image_size(generation)
+    capture = generation.layer(layer)
+    size = generation.image_size
     display_size = tuple(display_size or size)
     x, y = pixel
     cell = pixel_to_cell(x, y, display_size, capture.query_shape)  # ValueError outside the image
@@ -52,33 +66,10 @@ def query_view(
     )
 
 
-def figure_caption(generation: Generation, layer: str, step: int | None = None) -> str:
-    """One line naming what the figure shows: layer, gamma, weights, seed (class, truncation), step."""
-    capture = layer_capture(generation, layer)
-    generator = "EMA G" if generation.weights == "ema" else "raw G"
-    network = f"D on the {generator} image" if network_of(layer) == "D" else generator
-    parts = [f"{layer} (γ = {capture.gamma:+.3f})", network, generation.origin]
-    step = generation.step if step is None else step
-    if step is not None:
-        parts.append(f"step {step}")
-    return " · ".join(parts)
-
-
-def figure_for_queries(
-    generation: Generation,
-    layer: str,
-    pixels: list[tuple[float, float]],
-    scale: int = 8,
-    max_peaks: int = 3,
-    step: int | None = None,
-) -> Image.Image:
-    """The paper figure for up to MAX_QUERIES clicked pixels (generated-image coordinates) on one layer."""
+def query_views(generation: Generation, layer: str | None, pixels, max_peaks: int = 3) -> list[QueryView]:
+    """One QueryView per clicked pixel (at most MAX_QUERIES), coloured in click order; none without a layer."""
     if len(pixels) > MAX_QUERIES:
         raise ValueError(f"at most {MAX_QUERIES} queries fit in one figure, got {len(pixels)}")
-    capture = layer_capture(generation, layer)
-    queries = [
-        query_view(generation, layer, pixel, colour, max_peaks)
-        for pixel, colour in zip(pixels, QUERY_COLOURS)
-    ]
-    caption = figure_caption(generation, layer, step)
-    return paper_figure(generation.image, queries, capture.key_shape, scale=scale, caption=caption)
+    if layer is None:
+        return []
+    return [query_view(generation, layer, pixel, colour, max_peaks) for pixel, colour in zip(pixels, QUERY_COLOURS)]

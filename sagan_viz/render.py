@@ -6,23 +6,16 @@ Coordinates: a display image shows the generated image (W, H pixels) at some siz
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .analysis import Peak, as_array
-from .grid import cell_center, to_display
+from .analysis import as_array
+from .grid import cell_center, cells_along, display_ratio, to_display
 from .imaging import luma, upscale_nearest
+from .queries import QueryView
 
-# Red, sky blue, green, yellow, violet: apart in hue and bright enough to read on the dark end of magma.
-QUERY_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (255, 64, 64),
-    (40, 170, 255),
-    (60, 220, 90),
-    (255, 220, 30),
-    (215, 110, 255),
-)
 OUTLINE = (15, 15, 20)
 SUPERSAMPLING = 4  # arrows and markers are drawn this much larger, then downsampled: smooth edges
 
@@ -50,15 +43,14 @@ def normalise_for_display(attention_map) -> np.ndarray:
 
 def upsample_to(values: np.ndarray, height: int, width: int) -> np.ndarray:
     """Nearest-neighbour resize of a 2-D grid to (height, width): each cell a solid block."""
-    rows = np.arange(height) * values.shape[0] // height
-    columns = np.arange(width) * values.shape[1] // width
+    rows, columns = cells_along(height, values.shape[0]), cells_along(width, values.shape[1])
     return values[rows[:, None], columns[None, :]]
 
 
 def common_block(length: int, cells: int, scale: int) -> int:
     """The largest divisor k of scale such that upsample_to's nearest-neighbour index over length * scale
     rows is constant on blocks of k rows, so the result can be built at length * scale / k and upscaled."""
-    source = np.arange(length * scale) * cells // (length * scale)
+    source = cells_along(length * scale, cells)
     for block in sorted((k for k in range(1, scale + 1) if scale % k == 0), reverse=True):
         if (source.reshape(-1, block) == source[::block, None]).all():
             return block
@@ -94,18 +86,6 @@ def attention_grid_image(attention_map, cell_pixels: int) -> np.ndarray:
     grid[::cell_pixels, :] = OUTLINE
     grid[:, ::cell_pixels] = OUTLINE
     return grid
-
-
-@dataclass
-class QueryView:
-    """One clicked query and what it attends to."""
-
-    pixel: tuple[float, float]  # (x, y) in generated-image pixels (0..R), x right, y down
-    cell: tuple[int, int]  # query cell (row, col) on the layer's query grid
-    colour: tuple[int, int, int]
-    attention_map: np.ndarray  # (H_key, W_key) beta row
-    peaks: list[Peak] = field(default_factory=list)
-    caption: tuple[str, ...] | None = None  # the panel's caption lines; None: the row view's (max beta, ...)
 
 
 Box = tuple[float, float, float, float]  # (left, top, right, bottom) in display pixels
@@ -188,11 +168,6 @@ def layer_point(point, factor: int, origin: tuple[int, int]) -> tuple[float, flo
     return (point[0] - origin[0]) * factor, (point[1] - origin[1]) * factor
 
 
-def display_scale(display: Image.Image, image_size: tuple[int, int]) -> float:
-    """Display pixels per generated-image pixel."""
-    return display.size[0] / image_size[0]
-
-
 def marker_radius(scale: float) -> float:
     """A query marker's radius in display pixels, for a display of `scale` pixels per image pixel."""
     return max(4.0, 0.9 * scale)
@@ -200,7 +175,7 @@ def marker_radius(scale: float) -> float:
 
 def draw_markers(display: Image.Image, queries, image_size: tuple[int, int]) -> Image.Image:
     """Filled circles in each query's colour with a dark outline, at each query pixel, later ones on top."""
-    radius = marker_radius(display_scale(display, image_size))
+    radius = marker_radius(display_ratio(display.size, image_size))
     result = display.convert("RGB")
     for query in queries:
         # One small supersampled box per marker: markers far apart would otherwise make one box that
@@ -261,7 +236,7 @@ def draw_ring(draw: ImageDraw.ImageDraw, centre, hole: float, width: float, outl
 
 def draw_arrows(display: Image.Image, query: QueryView, key_shape, image_size) -> Image.Image:
     """An arrow from the query to each peak's key-cell centre, as thick as the peak's mass, outlined dark."""
-    scale = display_scale(display, image_size)
+    scale = display_ratio(display.size, image_size)
     start = np.asarray(to_display(query.pixel, image_size, display.size))
     cell_radius = 0.5 * display.size[0] / key_shape[1]
     outline = max(1.0, 0.15 * scale)

@@ -14,9 +14,10 @@ import torch
 
 from .attention import SelfAttention, attend_explicit, attention_scores, residual_output
 from .families.interface import LoadedModel
-from .grid import cell_to_index, index_to_cell
+from .grid import cell_on_grid, cell_to_index, index_to_cell
 from .inspect import Generation
-from .render import OUTLINE, QUERY_COLOURS, attention_grid_image, colourise
+from .queries import QUERY_COLOURS
+from .render import OUTLINE, attention_grid_image, colourise
 
 QUERY_MARK = QUERY_COLOURS[1]  # sky blue: the query's own cell, on the image and on the key grid
 TOP_KEYS = 5  # rows of the top-beta table
@@ -94,8 +95,7 @@ class TeachingWalkthrough:
 
     def query_on_key_grid(self) -> tuple[int, int]:
         """The key cell that covers the query cell (the same cell unless keys are pooled)."""
-        row, column = self.query_cell
-        return row * self.key_shape[0] // self.query_shape[0], column * self.key_shape[1] // self.query_shape[1]
+        return cell_on_grid(self.query_cell, self.query_shape, self.key_shape)
 
 
 def attention_module(model: LoadedModel, layer: str, weights: str) -> SelfAttention:

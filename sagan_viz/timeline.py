@@ -17,9 +17,9 @@ from .families.interface import LoadedModel
 from .grid import rescale_pixels
 from .imaging import upscale_nearest
 from .inspect import Generation
-from .paper_figure import BACKGROUND, TEXT, figure_font, paper_figure
-from .queries import figure_caption, query_view
-from .render import QUERY_COLOURS, QueryView, attention_overlay, draw_arrows, draw_markers
+from .paper_figure import BACKGROUND, TEXT, figure_caption, figure_font, paper_figure
+from .queries import QueryView, query_views
+from .render import attention_overlay, draw_arrows, draw_markers
 
 STRIP_SCALE = 3  # display pixels per generated pixel in the strip
 LABEL_HEIGHT = 18
@@ -51,7 +51,7 @@ def timeline_views(generations: list[Generation], layer: str, pixels: list[tuple
         views = []
         if layer in generation.layers:
             spots = rescale_pixels(pixels, image_size, generation.image_size)
-            views = [query_view(generation, layer, pixel, QUERY_COLOURS[index]) for index, pixel in enumerate(spots)]
+            views = query_views(generation, layer, spots)
         snapshots.append(TimelineSnapshot(step=generation.step, generation=generation, views=views))
     return snapshots
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from sagan_viz.analysis import find_peaks
-from sagan_viz.render import QUERY_COLOURS, QueryView
+from sagan_viz.queries import QUERY_COLOURS, QueryView
 
 
 def gradient_image(height=32, width=32) -> np.ndarray:

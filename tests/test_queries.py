@@ -9,9 +9,8 @@ from sagan_viz.checkpoint import CheckpointContents
 from sagan_viz.config import ModelConfig
 from sagan_viz.families.sagan import SaganModel
 from sagan_viz.networks import build_networks
-from sagan_viz.paper_figure import figure_layout
-from sagan_viz.queries import MAX_QUERIES, figure_for_queries, query_view
-from sagan_viz.render import QUERY_COLOURS
+from sagan_viz.paper_figure import figure_for_queries, figure_layout
+from sagan_viz.queries import MAX_QUERIES, QUERY_COLOURS, query_view
 
 
 def tiny_generation(variant: str):

@@ -6,9 +6,8 @@ from PIL import Image
 
 from sagan_viz.analysis import Peak
 from sagan_viz.paper_figure import figure_layout, paper_figure
+from sagan_viz.queries import QUERY_COLOURS, QueryView
 from sagan_viz.render import (
-    QUERY_COLOURS,
-    QueryView,
     attention_grid_image,
     attention_overlay,
     colourise,

@@ -11,9 +11,9 @@ from ..attention_views import attention_effect, reverse_view
 from ..grid import display_click_to_pixel
 from ..imaging import upscale_nearest
 from ..inspect import Generation, non_finite_warning
-from ..paper_figure import PanelCache, paper_figure
-from ..queries import figure_caption, layer_capture, query_view
-from ..render import QUERY_COLOURS, QueryView, attention_grid_image, draw_markers
+from ..paper_figure import PanelCache, figure_caption, paper_figure
+from ..queries import QUERY_COLOURS, QueryView, query_views
+from ..render import attention_grid_image, draw_markers
 
 MODES = ("row", "column", "effect")  # where a query looks / who looks at a key / where attention changes x
 DISPLAY_PIXELS = 512  # the clickable image is upscaled (nearest) to about this size
@@ -45,13 +45,6 @@ def clicked_pixel(generation: Generation, click_index) -> tuple[float, float]:
     height, width = generation.image.shape[:2]
     scale = display_scale(width)
     return display_click_to_pixel(tuple(click_index), (width * scale, height * scale), (width, height))
-
-
-def query_views(generation: Generation, layer: str | None, pixels) -> list[QueryView]:
-    """One QueryView per clicked pixel, coloured in click order."""
-    if layer is None:
-        return []
-    return [query_view(generation, layer, pixel, QUERY_COLOURS[i]) for i, pixel in enumerate(pixels)]
 
 
 def clickable_image(generation: Generation, views: list[QueryView]) -> np.ndarray:
@@ -152,7 +145,7 @@ def inspect_view(generation: Generation, layer: str | None, pixels, columns: Pan
     if problem:  # one warning instead of numbers computed from NaN/inf
         figure = paper_figure(generation.image, [], None, caption="non-finite values (NaN/inf): nothing to show")
         return InspectView([], figure, f"⚠️ **{problem}**", None)
-    capture = layer_capture(generation, layer)
+    capture = generation.layer(layer)
     scale, caption = figure_scale(generation.image.shape[1]), figure_caption(generation, layer)
     if mode != "row":
         return other_view(generation, layer, pixels, mode, scale, caption, columns, with_grid)
