@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .attention import SelfAttention
@@ -186,3 +187,12 @@ def gammas(generator: Generator, discriminator: Discriminator) -> dict[str, floa
         for index, (_, layer) in enumerate(network.attention_layers()):
             values[layer_name(network_name, index)] = layer.gamma.item()
     return values
+
+
+def fold_spectral_norm(network: nn.Module) -> nn.Module:
+    """Replace every spectral-norm parametrisation by the weight it gives now, W / σ: for a network that only
+    runs in eval mode (σ then stays fixed), the same outputs without recomputing σ on every forward."""
+    for module in network.modules():
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+    return network
