@@ -1,6 +1,7 @@
 """The studio's callbacks, driven directly (the browser test drives the same through Chromium)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -11,12 +12,14 @@ from PIL import Image
 
 from sagan_viz.app import build_app
 from sagan_viz.app.catalog import ModelCache, StatisticsCache, discover_checkpoints, newest_checkpoint
+from sagan_viz.app.clickable_image import Marker, clickable_html, query_markers
 from sagan_viz.app.compare_tab import CompareOutputs, CompareTab
 from sagan_viz.app.dynamics_tab import DynamicsTab
 from sagan_viz.app.inspect_tab import InspectTab
 from sagan_viz.app.state import CompareState, InspectState, add_query
 from sagan_viz.devices import resolve_device
 from sagan_viz.grid import display_click_to_pixel
+from sagan_viz.queries import QUERY_COLOURS
 
 
 def pixels(path: str) -> np.ndarray:
@@ -153,6 +156,16 @@ def test_display_click_maps_to_generated_pixels_at_any_display_size():
     assert display_click_to_pixel((511, 255), (512, 256), (32, 16)) == (31.96875, 15.96875)
     with pytest.raises(ValueError):
         display_click_to_pixel((512, 0), (512, 512), (32, 32))
+
+
+def test_clickable_html_marks_each_point_in_its_colour_over_the_served_picture():
+    image = np.zeros((16, 32, 3), np.uint8)  # wider than tall: x and y cannot be swapped unseen
+    points = [(0.5, 15.25), (31.75, 2.0)]
+    html = clickable_html("/tmp/some folder/image.png", image, [*query_markers(points), Marker((8, 4), (1, 2, 3))])
+    assert clickable_parts(html) == ("/tmp/some folder/image.png", [*points, (8.0, 4.0)])
+    fills = re.findall(r'fill="rgb\((\d+), (\d+), (\d+)\)"', html)
+    assert [tuple(map(int, fill)) for fill in fills] == [QUERY_COLOURS[0], QUERY_COLOURS[1], (1, 2, 3)]  # click order
+    assert 'viewBox="0 0 32 16"' in html and 'width="32" height="16"' in html  # markers in image pixels
 
 
 def test_at_most_five_queries_are_kept_newest_last():

@@ -8,7 +8,9 @@ event whose index is (x, y) in generated-image pixels, fractions included.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
+from typing import NamedTuple
 from urllib.parse import quote
 
 import gradio as gr
@@ -16,7 +18,8 @@ import numpy as np
 
 from ..grid import image_point
 from ..inspect import Generation
-from ..render import OUTLINE, QueryView, marker_radius
+from ..queries import QUERY_COLOURS, QueryView
+from ..render import OUTLINE, marker_radius
 from .views import DISPLAY_PIXELS, display_scale
 
 # Sends the clicked point in generated-image pixels (the <img> is the picture at its own resolution).
@@ -37,7 +40,19 @@ STYLE = f"""
 .sv-markers {{ position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }}
 .sv-empty {{ padding: 2em; text-align: center; opacity: 0.7; line-height: 1.4; }}
 """
-EMPTY = '<div class="sv-empty">Generate an image, then click it to add queries.</div>'
+EMPTY_TEXT = "Generate an image, then click it to add queries."
+
+
+class Marker(NamedTuple):
+    """A point to mark on the clickable image, in its colour (a QueryView carries the same two fields)."""
+
+    pixel: tuple[float, float]  # (x, y) in generated-image pixels
+    colour: tuple[int, int, int]
+
+
+def query_markers(pixels) -> list[Marker]:
+    """A marker per query pixel, coloured in click order as the tabs colour their maps (QUERY_COLOURS)."""
+    return [Marker(tuple(pixel), QUERY_COLOURS[index]) for index, pixel in enumerate(pixels)]
 
 
 def file_url(path: str) -> str:
@@ -45,22 +60,22 @@ def file_url(path: str) -> str:
     return "gradio_api/file=" + quote(str(path))
 
 
-def marker_svg(views: list[QueryView], image_size: tuple[int, int]) -> str:
+def marker_svg(markers: Sequence[Marker | QueryView], image_size: tuple[int, int]) -> str:
     """SVG circles in generated-image units, sized and outlined as render.draw_markers paints them."""
     width, height = image_size
     scale = display_scale(width)  # the picture is shown at about this many screen pixels per image pixel
     radius = marker_radius(scale) / scale
     outline = 0.3 * radius
     circles = "".join(
-        f'<circle cx="{view.pixel[0]:.3f}" cy="{view.pixel[1]:.3f}" r="{radius - outline / 2:.3f}" '
-        f'fill="rgb{tuple(view.colour)}" stroke="rgb{OUTLINE}" stroke-width="{outline:.3f}"/>'
-        for view in views
+        f'<circle cx="{marker.pixel[0]:.3f}" cy="{marker.pixel[1]:.3f}" r="{radius - outline / 2:.3f}" '
+        f'fill="rgb{tuple(marker.colour)}" stroke="rgb{OUTLINE}" stroke-width="{outline:.3f}"/>'
+        for marker in markers
     )
     return f'<svg class="sv-markers" viewBox="0 0 {width} {height}" aria-hidden="true">{circles}</svg>'
 
 
-def clickable_html(picture_path: str, image: np.ndarray, markers: list[QueryView]) -> str:
-    """The component's value: the picture (a served PNG at the image's own size) and its markers."""
+def clickable_html(picture_path: str, image: np.ndarray, markers: Sequence[Marker | QueryView]) -> str:
+    """The component's value: the picture (a served PNG of image, at its own size) and its markers."""
     height, width = image.shape[:2]
     description = f"the generated image, {width}×{height} pixels: click to add a query"
     return (f'<div class="sv-clickable"><img class="sv-picture" src="{escape(file_url(picture_path))}" '
@@ -74,7 +89,9 @@ def clicked_image_pixel(generation: Generation, index) -> tuple[float, float]:
     return image_point(index, (width, height))
 
 
-def clickable_image_component(elem_id: str, label: str) -> gr.HTML:
-    """A gr.HTML showing clickable_html values; wire its .select like a gr.Image's."""
-    return gr.HTML(EMPTY, label=label, show_label=True, elem_id=elem_id, js_on_load=CLICK_SCRIPT,
-                   css_template=STYLE, apply_default_css=False, container=True)
+def clickable_image_component(elem_id: str, label: str, empty_text: str = EMPTY_TEXT,
+                              scale: int | None = None) -> gr.HTML:
+    """A gr.HTML showing clickable_html values (empty_text until the first); wire its .select like a gr.Image's."""
+    return gr.HTML(f'<div class="sv-empty">{escape(empty_text)}</div>', label=label, show_label=True,
+                   elem_id=elem_id, js_on_load=CLICK_SCRIPT, css_template=STYLE, apply_default_css=False,
+                   container=True, scale=scale)
