@@ -28,8 +28,7 @@ def pixels(path: str) -> np.ndarray:
 
 
 def click(x: float, y: float) -> gr.SelectData:
-    """What Gradio passes for a click at (x, y): generated-image pixels on Inspect's clickable image,
-    displayed pixels on the other tabs' images."""
+    """What Gradio passes for a click at (x, y) on a clickable image: generated-image pixels, fractions included."""
     return gr.SelectData(target=None, data={"index": [x, y], "value": None})
 
 
@@ -120,8 +119,12 @@ def test_compare_updates_every_panel_and_a_checkpoint_without_attention_says_so(
     tab = CompareTab(cache, entries, default)
     paths = [str(e.path) for e in entries if e.step == 2]
     outputs = tab.generate(paths, "7", "", 0.4, "ema", "G.attn0", CompareState())
+    picture, markers = clickable_parts(outputs.reference)
+    assert np.array_equal(pixels(picture), outputs.state.generations[0].image) and markers == []
     panels_before = [o["value"] for o in outputs.panels[:2]]
-    clicked = tab.click(outputs.state, "G.attn0", click(100, 200))
+    clicked = tab.click(outputs.state, "G.attn0", click(6.25, 12.5))
+    assert clicked.state.queries == [(6.25, 12.5)]
+    assert clickable_parts(clicked.reference) == (picture, [(6.25, 12.5)])  # same picture, the click marked
     panels_after = [o["value"] for o in clicked.panels[:2]]
     labels = [o["label"] for o in clicked.panels[:2]]
     assert any("no attention" in label for label in labels)

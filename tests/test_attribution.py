@@ -9,6 +9,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from figure_helpers import clickable_parts
 from PIL import Image
 from torch import nn
 
@@ -180,8 +181,8 @@ def test_figure_has_a_panel_per_map_and_more_with_gamma_zero(copying_model):
     assert three.width >= 3 * 32 * 4 and five.width >= 5 * 32 * 4 > three.width
 
 
-def click(x: int, y: int) -> gr.SelectData:
-    """What Gradio passes for a click at displayed pixel (x, y)."""
+def click(x: float, y: float) -> gr.SelectData:
+    """What Gradio passes for a click at (x, y) in generated-image pixels."""
     return gr.SelectData(target=None, data={"index": [x, y], "value": None})
 
 
@@ -201,12 +202,15 @@ def test_tab_refuses_a_click_or_the_d_view_before_generate(tab):
 
 def test_tab_generates_then_a_click_shows_the_figure_and_numbers(tab):
     generated = tab.generate(str(tab.default.path), 7, "", 0.4, "ema", None, AttributionState())
-    assert generated.image.shape == (512, 512, 3) and generated.figure is None and "Click" in generated.details
+    picture, markers = clickable_parts(generated.image)
+    assert np.array_equal(np.asarray(Image.open(picture).convert("RGB")), generated.state.generation.image)
+    assert markers == [] and generated.figure is None and "Click" in generated.details
     assert generated.layer["choices"] == ["G.attn0"] and generated.layer["value"] == "G.attn0"
     assert generated.discriminator is None  # a D view of the previous image would no longer be true
     state = generated.state
-    clicked = tab.click(state, "G.attn0", "gradient_x_activation", True, click(470, 40))
-    assert clicked.state.query is not None and state.query is None  # new state; the old one is untouched
+    clicked = tab.click(state, "G.attn0", "gradient_x_activation", True, click(29.375, 2.5))
+    assert clicked.state.query == (29.375, 2.5) and state.query is None  # new state; the old one is untouched
+    assert clickable_parts(clicked.image) == (picture, [(29.375, 2.5)])  # the same picture, the query marked
     assert Image.open(clicked.figure).width > 5 * 256  # image, beta, attribution, gamma = 0, beyond the field
     assert Path(clicked.recipe).stem == Path(clicked.figure).stem  # the recipe beside its PNG
     assert clicked.layer == clicked.discriminator == {"__type__": "update"}  # a click leaves them as they are

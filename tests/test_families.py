@@ -24,9 +24,9 @@ from sagan_viz.teaching import teaching_walkthrough
 
 
 class Click:
-    """What Gradio's Image.select hands a callback: (x, y) on the shown image."""
+    """What a clickable image's select event hands a callback: the clicked (x, y) in generated-image pixels."""
 
-    def __init__(self, x: int, y: int) -> None:
+    def __init__(self, x: float, y: float) -> None:
         self.index = (x, y)
 
 
@@ -205,7 +205,7 @@ def test_compare_spans_seeds_classes_and_families(studio, tiny_biggan_deep, tiny
         tab.generate([str(tiny_biggan_deep)], "1, 2, 3", "207, tabby", 0.4, "ema", "G.attn0", CompareState())
     mixed = tab.generate([str(tiny_biggan_deep), str(tiny_checkpoint)], "7", "", 0.4, "ema", "G.attn0",
                          CompareState()).state
-    clicked = tab.click(mixed, "G.attn0", Click(256, 256))
+    clicked = tab.click(mixed, "G.attn0", Click(16, 16))
     assert [panel["visible"] for panel in clicked.panels] == [True, True, False, False]
     assert [generation.image.shape[0] for generation in mixed.generations] == [32, 32]
 

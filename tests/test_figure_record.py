@@ -18,9 +18,9 @@ from sagan_viz.figure_record import FigureRecord, FigureRecordError, checkpoint_
 
 
 class Click:
-    """What Gradio passes a .select callback: the clicked (x, y) on the shown image."""
+    """What a clickable image's select event hands a callback: the clicked (x, y) in generated-image pixels."""
 
-    def __init__(self, x: int, y: int) -> None:
+    def __init__(self, x: float, y: float) -> None:
         self.index = (x, y)
 
 
@@ -100,7 +100,7 @@ def test_every_compare_panel_is_drawn_again_byte_for_byte_from_its_recipe(tiny_c
     newest = {entry.run: entry for entry in tab.entries if entry.step == 2}
     checkpoints = [str(newest["tiny-sagan"].path), str(newest["tiny-noattn"].path)]
     state = tab.generate(checkpoints, "5", "", 0.4, "raw", "D.attn0", CompareState()).state
-    for x, y in ((100, 60), (420, 390)):
+    for x, y in ((6.25, 3.75), (26.25, 24.375)):
         state = tab.click(state, "D.attn0", Click(x, y)).state
     shown = tab.rerender(state, "D.attn0")
     for number, checkpoint in enumerate(checkpoints):
@@ -116,7 +116,7 @@ def test_every_compare_panel_is_drawn_again_byte_for_byte_from_its_recipe(tiny_c
 def test_attribution_figures_are_drawn_again_byte_for_byte_from_their_recipes(tiny_checkpoint_dir, tmp_path):
     tab = studio_tab(AttributionTab, tiny_checkpoint_dir)
     state = tab.generate(str(tab.default.path), 3, "", 0.4, "ema", None, AttributionState()).state
-    clicked = tab.click(state, "G.attn0", "gradient_x_activation", True, Click(300, 140))
+    clicked = tab.click(state, "G.attn0", "gradient_x_activation", True, Click(18.75, 8.75))
     record = json.loads(Path(clicked.recipe).read_text())
     assert (record["kind"], record["method"], record["gamma_zero"]) == ("attribution", "gradient_x_activation", True)
     assert redraw(clicked.recipe, tab.default.path, tmp_path / "again.png") == Path(clicked.figure).read_bytes()
@@ -135,7 +135,7 @@ def test_a_recipe_with_another_digest_is_refused_naming_the_checkpoint(tiny_chec
     else:
         tab = studio_tab(AttributionTab, tiny_checkpoint_dir)
         state = tab.generate(str(tab.default.path), 1, "", 0.4, "ema", None, AttributionState()).state
-        recipe = Path(tab.click(state, "G.attn0", "integrated_gradients", False, Click(10, 10)).recipe)
+        recipe = Path(tab.click(state, "G.attn0", "integrated_gradients", False, Click(0.625, 0.625)).recipe)
     tampered = json.loads(recipe.read_text()) | {"checkpoint_sha256": "0" * 64}
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
     message = error_of(["--from", str(tmp_path / "tampered.json"), "--checkpoint", str(tab.default.path),

@@ -8,6 +8,8 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
+from figure_helpers import clickable_parts
+from PIL import Image
 from torch import nn
 
 from sagan_viz.app.catalog import ModelCache, discover_checkpoints, newest_checkpoint
@@ -253,7 +255,8 @@ def test_gamma_slider_spans_zero_to_twice_the_learned_value():
     assert gamma_slider_range(0.0001) == (-0.5, 0.5)
 
 
-def click(x: int, y: int) -> gr.SelectData:
+def click(x: float, y: float) -> gr.SelectData:
+    """What Gradio passes for a click at (x, y) in generated-image pixels."""
     return gr.SelectData(target=None, data={"index": [x, y], "value": None})
 
 
@@ -266,16 +269,20 @@ def tab(tiny_checkpoint_dir):
 def test_teaching_tab_generate_click_and_apply_gamma(tab):
     path = str(tab.default.path)
     generated = tab.generate(path, 7, "", 0.4, "ema", None, TeachingState())
-    assert generated.image.shape == (512, 512, 3) and generated.steps == NO_QUERY and generated.scores is None
+    picture, markers = clickable_parts(generated.image)
+    assert np.array_equal(np.asarray(Image.open(picture).convert("RGB")), generated.state.generation.image)
+    assert markers == [] and generated.steps == NO_QUERY and generated.scores is None
     assert generated.layer["value"] == "G.attn0" and "EMA-G" in generated.status
     assert (generated.result, generated.difference, generated.effect) == (None, None, "")
     learned = generated.state.generation.layers["G.attn0"].gamma
     slider = generated.gamma
     assert slider["value"] == round(learned, 4) and gamma_text(learned) in slider["label"]
     assert slider["minimum"] <= 0 <= slider["maximum"]
-    clicked = tab.click(generated.state, "G.attn0", click(100, 200))
+    clicked = tab.click(generated.state, "G.attn0", click(6.25, 12.5))
     state = clicked.state
-    assert state.pixel == (100.5 / 16, 200.5 / 16)
+    assert state.pixel == (6.25, 12.5)
+    assert clickable_parts(clicked.image) == (picture, [(6.25, 12.5)])  # the same picture, the query marked
+    assert f'fill="rgb{QUERY_MARK}"' in clicked.image  # in the colour of its frame on the key grid
     assert clicked.scores["value"].shape == clicked.beta["value"].shape == (257, 257, 3)
     assert "C = 32, C̄ = 4, N = 16×16 = 256" in clicked.steps and "$$y_j = \\gamma\\, o_j + x_j$$" in clicked.steps
     assert "cell (row 6, col 3)" in clicked.steps
@@ -289,7 +296,7 @@ def test_teaching_tab_generate_click_and_apply_gamma(tab):
 
 def test_teaching_tab_switches_layer_and_d_gamma_leaves_the_image(tab):
     state = tab.generate(str(tab.default.path), 2, "", 0.4, "raw", None, TeachingState()).state
-    state = tab.click(state, "G.attn0", click(256, 256)).state
+    state = tab.click(state, "G.attn0", click(16, 16)).state
     switched = tab.change_layer(state, "D.attn0")
     assert "D.attn0" in switched.gamma["label"] and (switched.result, switched.difference, switched.effect) == (None, None, "")
     assert "N = 16×16 = 256" in switched.steps  # D's attention sits on its 16x16 map of the 32x32 image
@@ -311,7 +318,7 @@ def test_teaching_tab_errors_are_clear_messages(tab, tiny_checkpoint_dir):
     with pytest.raises(gr.Error, match="no attention layers"):
         tab.generate(str(no_attention.path), 1, "", 0.4, "ema", None, TeachingState())
     state = tab.generate(str(tab.default.path), 1, "", 0.4, "ema", None, TeachingState()).state
-    with pytest.raises(gr.Error, match="outside the 512x512 image"):
-        tab.click(state, "G.attn0", click(700, 3))
+    with pytest.raises(gr.Error, match="outside the 32x32 image"):
+        tab.click(state, "G.attn0", click(32, 3))
     with pytest.raises(gr.Error, match="choose a value"):
         tab.apply_gamma(state, "G.attn0", None)

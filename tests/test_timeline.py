@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from figure_helpers import clickable_parts
 from PIL import Image, ImageSequence
 
 from sagan_viz import load_checkpoint
@@ -43,7 +44,9 @@ def test_a_snapshot_without_the_layer_shows_its_image_alone(tiny_checkpoint_dir)
 
 
 class Click:
-    def __init__(self, x: int, y: int) -> None:
+    """What Gradio passes for a click at (x, y) in generated-image pixels."""
+
+    def __init__(self, x: float, y: float) -> None:
         self.index = (x, y)
 
 
@@ -57,8 +60,12 @@ def test_the_dynamics_timeline_panel_shows_every_snapshot_and_exports_a_gif(tiny
     snapshots = len(list((tiny_checkpoint_dir / "tiny-sagan").glob("*.safetensors")))
     assert len(state.generations) == snapshots and gif is None  # no query yet: nothing to animate
     assert strip.shape[1] >= snapshots * 32 * 3
-    image, strip, gif, state = panel.click(state, "G.attn0", Click(100, 400))
-    assert len(state.queries) == 1
+    picture, markers = clickable_parts(image)
+    assert np.array_equal(np.asarray(Image.open(picture).convert("RGB")), state.generations[-1].image)  # the newest
+    assert markers == []
+    image, strip, gif, state = panel.click(state, "G.attn0", Click(6.25, 25))
+    assert state.queries == [(6.25, 25)]
+    assert clickable_parts(image) == (picture, [(6.25, 25)])  # the same picture, the query marked
     assert Path(gif).is_relative_to(panel.files.figures)  # in the session's folder, removed with the session
     with Image.open(gif) as animation:
         assert animation.n_frames == snapshots

@@ -69,7 +69,7 @@ def build_app(
             gr.Markdown(f"No checkpoints found in `{checkpoint_dir}`: upload one in the Inspect tab.")
         with gr.Tabs():
             tabs = [InspectTab(cache, entries, default, files), CompareTab(cache, entries, default, files),
-                    AttributionTab(cache, entries, default, files), TeachingTab(cache, entries, default)]
+                    AttributionTab(cache, entries, default, files), TeachingTab(cache, entries, default, files)]
             with gr.Tab("Inspect", id="inspect"):
                 tabs[0].build()
             with gr.Tab("Compare", id="compare"):

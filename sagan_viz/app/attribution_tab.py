@@ -20,10 +20,10 @@ from ..figure_record import FigureRecord, write_record
 from ..inspect import Generation
 from ..layer_names import network_of
 from .catalog import CheckpointEntry, ModelCache
+from .clickable_image import clickable_html, clickable_image_component, clicked_image_pixel
 from .controls import generate_from_controls, generation_controls
 from .errors import shown_to_user
 from .session_files import StudioFiles
-from .views import clickable_image, clicked_pixel
 
 METHOD_CHOICES = [
     ("Gradient × activation (one backward pass; D: saliency)", "gradient_x_activation"),
@@ -45,12 +45,13 @@ class AttributionState:
     checkpoint: str | None = None
     generation: Generation | None = None
     query: tuple[float, float] | None = None  # clicked pixel (x, y) in generated-image pixels
+    picture: str | None = None  # the served PNG of generation.image (written once per generation)
 
 
 class AttributionOutputs(NamedTuple):
     """What the Attribution tab's events update, by name (Gradio takes it as the tuple of its outputs, in this order)."""
 
-    image: object  # the clickable image with the query marked
+    image: object  # the clickable image: HTML of the picture (a served PNG) and the query's marker
     figure: object  # the query's attribution figure (a PNG path), or None
     recipe: object  # its figure record (a JSON path), or None
     details: object  # Markdown: Captum's time and the correlations
@@ -103,7 +104,7 @@ class AttributionTab:
 
     @shown_to_user
     def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
-                 state: AttributionState) -> AttributionOutputs:
+                 state: AttributionState, request: gr.Request = None) -> AttributionOutputs:
         """Load (cached) and generate; the old query and D view go, since they belonged to another image."""
         if not checkpoint:
             raise ValueError("choose a checkpoint first")
@@ -111,10 +112,13 @@ class AttributionTab:
         generation = generate_from_controls(model, seed, class_choice, truncation, weights)
         layers = generator_layers(model)
         layer = layer if layer in layers else (layers[0] if layers else None)
-        state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation, query=None)
+        # The picture, once per generation (a click changes only its SVG marker), in its own folder so that
+        # clicks' figures never push it out while shown.
+        picture = self.files.write_png(request, "attribution-picture", generation.image, "image")
+        state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation, query=None, picture=picture)
         message = "Click the image to choose a query." if layers else "This checkpoint has **no attention in G**."
-        return AttributionOutputs(image=clickable_image(generation, []), figure=None, recipe=None, details=message,
-                                  layer=gr.update(choices=layers, value=layer), discriminator=None,
+        return AttributionOutputs(image=clickable_html(picture, generation.image, []), figure=None, recipe=None,
+                                  details=message, layer=gr.update(choices=layers, value=layer), discriminator=None,
                                   discriminator_recipe=None, state=state)
 
     def record(self, state: AttributionState, **settings) -> FigureRecord:
@@ -134,7 +138,8 @@ class AttributionTab:
                                 gamma_zero, progress, record.scale)
         figure = self.files.write_png(request, "attribution", found.figure, "attribution")
         return AttributionOutputs.unchanged()._replace(
-            image=clickable_image(state.generation, [found.view]), figure=figure, recipe=write_record(record, figure),
+            image=clickable_html(state.picture, state.generation.image, [found.view]), figure=figure,
+            recipe=write_record(record, figure),
             details=describe(found.result, found.summary, state.generation.layer(layer).gamma), state=state)
 
     @shown_to_user
@@ -143,7 +148,7 @@ class AttributionTab:
         """The clicked pixel becomes the query; Captum runs on it."""
         if state.generation is None:
             raise ValueError("generate an image first")
-        pixel = clicked_pixel(state.generation, event.index)
+        pixel = clicked_image_pixel(state.generation, event.index)
         return self.attribute(dataclasses.replace(state, query=pixel), layer, method, gamma_zero, progress, request)
 
     @shown_to_user
@@ -182,8 +187,8 @@ class AttributionTab:
                 generate = gr.Button("Generate", variant="primary", elem_id="attribution-generate")
                 d_button = gr.Button("Discriminator saliency", elem_id="attribution-d-button")
             with gr.Column(scale=2):
-                image = gr.Image(label="Click a pixel: its feature cell is the query", interactive=False,
-                                 format="png", elem_id="attribution-image", buttons=[])
+                image = clickable_image_component("attribution-image", "Click a pixel: its feature cell is the query",
+                                                  "Generate an image, then click it to choose the query.")
         figure = gr.Image(label="β row beside the attribution of the query's pixels", format="png",
                           interactive=False, elem_id="attribution-figure", buttons=["download", "fullscreen"],
                           show_label=False)  # the label's box covered the start of the figure's own title

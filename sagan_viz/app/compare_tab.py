@@ -16,11 +16,11 @@ from ..grid import rescale_pixels
 from ..inspect import Generation
 from ..paper_figure import PanelCache
 from .catalog import CheckpointEntry, ModelCache, all_layer_names
+from .clickable_image import clickable_html, clickable_image_component, clicked_image_pixel, query_markers
 from .controls import WEIGHT_CHOICES, checkpoint_choices
 from .errors import shown_to_user
 from .session_files import StudioFiles
 from .state import CompareState, add_query
-from .views import clickable_image, clicked_pixel, query_views
 
 MAX_PANELS = 4
 
@@ -28,7 +28,7 @@ MAX_PANELS = 4
 class CompareOutputs(NamedTuple):
     """What every Compare event updates, by name (Gradio takes it as the tuple of its outputs, in this order)."""
 
-    reference: object  # the first checkpoint's image with the query markers, to click on (a PNG path)
+    reference: object  # the first checkpoint's image to click on: HTML of the picture (a served PNG) and markers
     panel_1: object  # each slot's figure: gr.update(value=PNG path, label=title, visible=...)
     panel_2: object
     panel_3: object
@@ -103,9 +103,9 @@ class CompareTab:
         self.files = files or StudioFiles()  # each session's PNG files
 
     def panels(self, state: CompareState, layer: str, request: gr.Request | None = None) -> CompareOutputs:
-        """The reference image (first checkpoint) and one panel with its recipe per checkpoint; the rest hidden."""
+        """The reference image (first checkpoint, its markers) and one panel with its recipe per checkpoint;
+        the rest hidden."""
         reference = state.generations[0]
-        views = query_views(reference, layer, state.queries) if layer in reference.layers else []
         panels, recipes = [], []
         for path, generation in zip(state.checkpoints, state.generations):
             pixels = rescale_pixels(state.queries, reference.image_size, generation.image_size)
@@ -116,8 +116,8 @@ class CompareTab:
             panels.append(gr.update(value=png, label=record.title, visible=True))
             recipes.append(gr.update(value=write_record(record, png), visible=True))
         hidden = [gr.update(value=None, visible=False)] * (MAX_PANELS - len(panels))
-        reference_path = self.files.write_png(request, "compare", clickable_image(reference, views), "reference")
-        return CompareOutputs(reference_path, *panels, *hidden, *recipes, *hidden, state)
+        image = clickable_html(state.picture, reference.image, query_markers(state.queries))
+        return CompareOutputs(image, *panels, *hidden, *recipes, *hidden, state)
 
     def record(self, path: str, generation: Generation, layer: str, pixels) -> FigureRecord:
         """The recipe of one panel: what `python -m sagan_viz.figure --from` draws it again from."""
@@ -146,7 +146,11 @@ class CompareTab:
             generations.append(model.generate(
                 seed=seed, label=label, weights=weights if weights in model.weight_choices else model.weight_choices[0],
                 truncation=None if model.truncation is None else float(truncation)))
-        state = dataclasses.replace(state, checkpoints=[path for path, *_ in requests], generations=generations)
+        # The reference's picture, once per Compare (a click changes only its SVG markers), in its own folder so
+        # that clicks' panels never push it out while shown.
+        picture = self.files.write_png(request, "compare-picture", generations[0].image, "image")
+        state = dataclasses.replace(state, checkpoints=[path for path, *_ in requests], generations=generations,
+                                    picture=picture)
         return self.panels(state, layer, request)
 
     @shown_to_user
@@ -154,7 +158,7 @@ class CompareTab:
         """A click on the reference image adds the same query to every panel."""
         if not state.generations:
             raise ValueError("press Compare first")
-        pixel = clicked_pixel(state.generations[0], event.index)
+        pixel = clicked_image_pixel(state.generations[0], event.index)
         return self.panels(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
 
     @shown_to_user
@@ -190,8 +194,9 @@ class CompareTab:
                 run = gr.Button("Compare", variant="primary", elem_id="compare-run")
                 clear = gr.Button("Clear queries", size="sm")
             with gr.Column(scale=1):
-                reference = gr.Image(label="Click here: the query goes to every panel (first checkpoint's image)",
-                                     interactive=False, format="png", elem_id="compare-reference", buttons=[])
+                reference = clickable_image_component(
+                    "compare-reference", "Click here: the query goes to every panel (first checkpoint's image)",
+                    "Press Compare, then click the first checkpoint's image to add queries.")
         slots, recipes = [], []
         for first in range(0, MAX_PANELS, 2):  # side by side, two to a row
             with gr.Row():

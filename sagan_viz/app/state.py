@@ -25,7 +25,8 @@ class CompareState:
 
     checkpoints: list[str] = field(default_factory=list)
     generations: list[Generation | None] = field(default_factory=list)  # None: failed to load
-    queries: list[tuple[float, float]] = field(default_factory=list)
+    queries: list[tuple[float, float]] = field(default_factory=list)  # pixels (x, y) of the first generation
+    picture: str | None = None  # the served PNG of the first generation's image (written once per Compare)
 
 
 def add_query(queries: list[tuple[float, float]], pixel: tuple[float, float]) -> list[tuple[float, float]]:

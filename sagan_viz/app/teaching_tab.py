@@ -20,10 +20,12 @@ from ..teaching import (
 )
 from ..teaching_text import gamma_effect_markdown, gamma_text, walkthrough_markdown
 from .catalog import CheckpointEntry, ModelCache
+from .clickable_image import clickable_html, clickable_image_component, clicked_image_pixel
 from .controls import generate_from_controls, generation_controls
 from .errors import shown_to_user
 from .inspect_tab import status_line
-from .views import clickable_image, clicked_pixel, display_scale
+from .session_files import StudioFiles
+from .views import display_scale
 
 LATEX_DELIMITERS = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 GRID_PIXELS = 256  # the score and beta maps are drawn about this wide
@@ -38,12 +40,13 @@ class TeachingState:
     checkpoint: str | None = None
     generation: Generation | None = None  # made with the learned gamma of every layer
     pixel: tuple[float, float] | None = None  # the query, in generated-image pixels (x, y)
+    picture: str | None = None  # the served PNG of generation.image (written once per generation)
 
 
 class TeachingOutputs(NamedTuple):
     """What the Teaching tab's events update, by name (Gradio takes it as the tuple of its outputs, in this order)."""
 
-    image: object  # the clickable image with the query marked
+    image: object  # the clickable image: HTML of the picture (a served PNG) and the query's marker
     scores: object  # the score map s_j,. (an image update with its range in the label), or None
     beta: object  # the beta map β_j,. (likewise), or None
     steps: object  # Markdown: the walkthrough of eqs. (1)-(3)
@@ -84,17 +87,19 @@ def gamma_slider(layer: str | None, learned: float | None) -> dict:
 class TeachingTab:
     """Builds the tab's components and wires thin callbacks to sagan_viz.teaching."""
 
-    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None) -> None:
+    def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], default: CheckpointEntry | None,
+                 files: StudioFiles | None = None) -> None:
         self.cache = cache
         self.entries = entries
         self.default = default
+        self.files = files or StudioFiles()  # each session's pictures
 
     def render(self, state: TeachingState, layer: str) -> TeachingOutputs:
         """Image with the query marked, score and beta maps, and the steps; the other outputs left as they are."""
         generation = state.generation
         if state.pixel is None:
-            return TeachingOutputs.unchanged()._replace(image=clickable_image(generation, []), scores=None, beta=None,
-                                                        steps=NO_QUERY, state=state)
+            return TeachingOutputs.unchanged()._replace(image=clickable_html(state.picture, generation.image, []),
+                                                        scores=None, beta=None, steps=NO_QUERY, state=state)
         view = query_view(generation, layer, state.pixel, QUERY_MARK)
         walkthrough = teaching_walkthrough(self.cache.get(state.checkpoint), generation, layer, view.cell)
         cell_pixels = max(4, GRID_PIXELS // walkthrough.key_shape[1])
@@ -104,14 +109,15 @@ class TeachingTab:
                         f"{float(walkthrough.scores.max()):+.2f} (bright)")
         beta_label = f"β_j,i on the {grid}: 0 (dark) … {float(walkthrough.beta.max()):.4f} (bright); sums to 1"
         return TeachingOutputs.unchanged()._replace(
-            image=clickable_image(generation, [view]), scores=gr.update(value=scores, label=scores_label),
+            image=clickable_html(state.picture, generation.image, [view]),
+            scores=gr.update(value=scores, label=scores_label),
             beta=gr.update(value=beta, label=beta_label), steps=steps_markdown(walkthrough_markdown(walkthrough)),
             state=state,
         )
 
     @shown_to_user
     def generate(self, checkpoint: str, seed, class_choice, truncation, weights: str, layer: str | None,
-                 state: TeachingState) -> TeachingOutputs:
+                 state: TeachingState, request: gr.Request = None) -> TeachingOutputs:
         """Generate with the learned gammas; the query point stays, so seeds compare at the same spot."""
         if not checkpoint:
             raise ValueError("choose a checkpoint first")
@@ -121,7 +127,9 @@ class TeachingTab:
             raise ValueError(f"{model.name} has no attention layers: teaching mode needs a checkpoint with some")
         generation = generate_from_controls(model, seed, class_choice, truncation, weights)
         layer = layer if layer in layers else layers[0]
-        state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation)
+        # The picture, once per generation (a click changes only its SVG marker), in its own folder.
+        picture = self.files.write_png(request, "teaching-picture", generation.image, "image")
+        state = dataclasses.replace(state, checkpoint=checkpoint, generation=generation, picture=picture)
         return self.render(state, layer)._replace(
             layer=gr.update(choices=layers, value=layer), gamma=gamma_slider(layer, generation.layer(layer).gamma),
             status=status_line(model, generation), **NO_GAMMA_EFFECT,
@@ -132,7 +140,7 @@ class TeachingTab:
         """The clicked pixel becomes the query j; the steps are recomputed for it."""
         if state.generation is None:
             raise ValueError("generate an image first")
-        pixel = clicked_pixel(state.generation, event.index)
+        pixel = clicked_image_pixel(state.generation, event.index)
         return self.render(dataclasses.replace(state, pixel=pixel), layer)
 
     @shown_to_user
@@ -172,8 +180,8 @@ class TeachingTab:
                 generate = gr.Button("Generate", variant="primary", elem_id="teaching-generate")
                 status = gr.Markdown(elem_id="teaching-status")
             with gr.Column(scale=2, min_width=360):
-                image = gr.Image(label="Click a pixel: it becomes the query j", interactive=False, format="png",
-                                 elem_id="teaching-image", buttons=[])
+                image = clickable_image_component("teaching-image", "Click a pixel: it becomes the query j",
+                                                  "Generate an image, then click it to choose the query j.")
             with gr.Column(scale=1, min_width=260):
                 scores = gr.Image(label="Scores s_ij on the key grid", interactive=False, format="png",
                                   elem_id="teaching-scores", buttons=[])

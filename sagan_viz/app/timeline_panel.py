@@ -10,10 +10,10 @@ import gradio as gr
 from ..inspect import Generation
 from ..timeline import strip_array, timeline_frames, timeline_generations, timeline_views, write_gif
 from .catalog import CheckpointEntry, ModelCache, entry_for
+from .clickable_image import clickable_html, clickable_image_component, clicked_image_pixel, query_markers
 from .errors import shown_to_user
 from .session_files import StudioFiles
 from .state import add_query
-from .views import clickable_image, clicked_pixel, query_views
 
 
 @dataclass
@@ -21,7 +21,8 @@ class TimelineState:
     """One user's timeline: the run's generations on one z, oldest first, and the clicked queries."""
 
     generations: list[Generation] = field(default_factory=list)
-    queries: list[tuple[float, float]] = field(default_factory=list)
+    queries: list[tuple[float, float]] = field(default_factory=list)  # pixels (x, y) of the newest generation
+    picture: str | None = None  # the served PNG of the newest generation's image (written once per timeline)
 
 
 def run_snapshots(entry: CheckpointEntry, entries: list[CheckpointEntry]) -> list[CheckpointEntry]:
@@ -38,10 +39,11 @@ class TimelinePanel:
     def __init__(self, cache: ModelCache, entries: list[CheckpointEntry], files: StudioFiles | None = None) -> None:
         self.cache = cache
         self.entries = entries
-        self.files = files or StudioFiles()  # the GIFs go to each session's own folder
+        self.files = files or StudioFiles()  # the pictures and GIFs go to each session's own folders
 
     def render(self, state: TimelineState, layer: str | None, request: gr.Request | None = None):
-        """(clickable newest image, strip, GIF path, state); the session keeps only its newest GIF."""
+        """(clickable newest image: HTML with a marker per query, strip, GIF path, state); the session keeps only
+        its newest GIF."""
         newest = state.generations[-1]
         layer = layer or "G.attn0"
         snapshots = timeline_views(state.generations, layer, state.queries, newest.image_size)
@@ -51,8 +53,8 @@ class TimelinePanel:
             for old in folder.glob("timeline-*.gif"):
                 old.unlink(missing_ok=True)
             gif = str(write_gif(timeline_frames(snapshots, layer), folder / f"timeline-{secrets.token_urlsafe(16)}.gif"))
-        views = query_views(newest, layer, state.queries) if layer in newest.layers else []
-        return clickable_image(newest, views), strip_array(snapshots, layer), gif, state
+        image = clickable_html(state.picture, newest.image, query_markers(state.queries))
+        return image, strip_array(snapshots, layer), gif, state
 
     @shown_to_user
     def show(self, checkpoint: str | None, seed, layer: str | None, state: TimelineState, request: gr.Request = None):
@@ -65,14 +67,16 @@ class TimelinePanel:
         seed = int(seed or 0)
         z = newest.latent(seed, newest.resolve_truncation(None))
         generations = timeline_generations(models, z, newest.default_label(seed))
-        return self.render(dataclasses.replace(state, generations=generations), layer, request)
+        # The newest image's picture, once per timeline (a click changes only its SVG markers), in its own folder.
+        picture = self.files.write_png(request, "timeline-picture", generations[-1].image, "image")
+        return self.render(dataclasses.replace(state, generations=generations, picture=picture), layer, request)
 
     @shown_to_user
     def click(self, state: TimelineState, layer: str | None, event: gr.SelectData, request: gr.Request = None):
         """A click on the newest image adds a query to every column."""
         if not state.generations:
             raise ValueError("press Show timeline first")
-        pixel = clicked_pixel(state.generations[-1], event.index)
+        pixel = clicked_image_pixel(state.generations[-1], event.index)
         return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
 
     @shown_to_user
@@ -95,8 +99,9 @@ class TimelinePanel:
             show = gr.Button("Show timeline", elem_id="timeline-show", scale=1)
             clear = gr.Button("Clear queries", size="sm", scale=1)
         with gr.Row():
-            image = gr.Image(label="Newest snapshot: click to add a query", interactive=False, format="png",
-                             elem_id="timeline-image", buttons=[], scale=1)
+            image = clickable_image_component("timeline-image", "Newest snapshot: click to add a query",
+                                              "Press Show timeline, then click the newest image to add queries.",
+                                              scale=1)
             strip = gr.Image(label="Every snapshot, oldest on the left", interactive=False, format="png",
                              elem_id="timeline-strip", buttons=["fullscreen"], scale=3,
                              show_label=False)  # its label covered the first columns' step numbers
