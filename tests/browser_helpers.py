@@ -26,3 +26,22 @@ def click_image_at(page, selector: str, fx: float, fy: float) -> None:
     image.scroll_into_view_if_needed()  # a generate may have scrolled the page: a click above it would hit nothing
     box = image.bounding_box()
     page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+
+
+def marker_fractions(page, selector: str, count: int) -> list[list[float]]:
+    """Once a clickable image shows `count` markers, their centres as fractions of its shown picture."""
+    page.wait_for_function("([selector, count]) => document.querySelectorAll(selector + ' circle').length === count",
+                           arg=[selector, count])
+    return page.evaluate("""(selector) => {
+        const box = document.querySelector(selector + ' img').getBoundingClientRect();
+        return [...document.querySelectorAll(selector + ' circle')].map(c => {
+            const r = c.getBoundingClientRect();
+            return [(r.x + r.width / 2 - box.x) / box.width, (r.y + r.height / 2 - box.y) / box.height];
+        });
+    }""", selector)
+
+
+def near(points, expected, tolerance: float = 0.01) -> bool:
+    """Whether each point (x, y) is within tolerance of its expected one, on both axes."""
+    return len(points) == len(expected) and all(abs(a - b) < tolerance for point, want in zip(points, expected)
+                                                for a, b in zip(point, want))
