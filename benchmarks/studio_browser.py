@@ -27,7 +27,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.studio_server import SEED, display_side, generate_in_studio, query_cell, random_index, summary
+from benchmarks.studio_server import (
+    SEED,
+    display_side,
+    generate_in_studio,
+    image_index,
+    query_cell,
+    random_index,
+    summary,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 
@@ -72,9 +80,10 @@ def matched_figures(state, layer: str, plan: list[list[int]]) -> list:
     """Per click, the figure with as many queries as the studio then shows (it clears after every fifth),
     made unique by one pixel so that no two share a cached URL (the studio's never do). The figures are the
     studio's own (inspect_view's), so they have its size whatever scale it draws at for this model."""
-    from sagan_viz.app.views import clicked_pixel, inspect_view
+    from sagan_viz.app.views import inspect_view
 
-    pixels = [clicked_pixel(state.generation, index) for index in plan[:5]]
+    display = display_side(state)
+    pixels = [tuple(image_index(state, display, index)) for index in plan[:5]]  # the centres of the clicked pixels
     bases = [inspect_view(state.generation, layer, pixels[:count]).figure for count in range(1, 6)]
     figures = [bases[0]]  # shown before the first click
     for number in range(len(plan)):
