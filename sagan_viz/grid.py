@@ -51,18 +51,6 @@ def attention_row_map(attention: torch.Tensor, query_index: int, key_shape: tupl
     return attention[query_index].reshape(key_shape)
 
 
-def display_click_to_pixel(
-    index: tuple[int, int], display_size: tuple[int, int], image_size: tuple[int, int]
-) -> tuple[float, float]:
-    """A click (x, y) on the displayed image -> the centre of that spot in generated-image pixels."""
-    x, y = index
-    display_width, display_height = display_size
-    width, height = image_size
-    if not (0 <= x < display_width and 0 <= y < display_height):
-        raise ValueError(f"click ({x}, {y}) is outside the {display_width}x{display_height} image")
-    return (x + 0.5) * width / display_width, (y + 0.5) * height / display_height
-
-
 def image_point(index, image_size: tuple[int, int]) -> tuple[float, float]:
     """A click's (x, y) in generated-image pixels, fractions allowed, checked to be two numbers on the image."""
     width, height = image_size

@@ -18,7 +18,6 @@ from sagan_viz.app.dynamics_tab import DynamicsTab
 from sagan_viz.app.inspect_tab import InspectTab
 from sagan_viz.app.state import CompareState, InspectState, add_query
 from sagan_viz.devices import resolve_device
-from sagan_viz.grid import display_click_to_pixel
 from sagan_viz.queries import QUERY_COLOURS
 
 
@@ -152,13 +151,6 @@ def test_attention_statistics_cover_every_snapshot_and_are_cached(studio, monkey
     assert steps == {0, 1, 2}
     monkeypatch.setattr(cache, "get", lambda path: (_ for _ in ()).throw(AssertionError("recomputed")))
     assert tab.show_statistics(str(default.path), progress=None).data == chart.data  # from the cache
-
-
-def test_display_click_maps_to_generated_pixels_at_any_display_size():
-    assert display_click_to_pixel((0, 0), (512, 512), (32, 32)) == (0.5 / 16, 0.5 / 16)
-    assert display_click_to_pixel((511, 255), (512, 256), (32, 16)) == (31.96875, 15.96875)
-    with pytest.raises(ValueError):
-        display_click_to_pixel((512, 0), (512, 512), (32, 32))
 
 
 def test_clickable_html_marks_each_point_in_its_colour_over_the_served_picture():

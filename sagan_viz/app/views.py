@@ -8,12 +8,10 @@ from PIL import Image
 
 from ..analysis import peaks_mass_share
 from ..attention_views import attention_effect, reverse_view
-from ..grid import display_click_to_pixel
-from ..imaging import upscale_nearest
 from ..inspect import Generation, non_finite_warning
 from ..paper_figure import PanelCache, figure_caption, paper_figure
 from ..queries import QUERY_COLOURS, QueryView, query_views
-from ..render import attention_grid_image, draw_markers
+from ..render import attention_grid_image
 
 MODES = ("row", "column", "effect")  # where a query looks / who looks at a key / where attention changes x
 DISPLAY_PIXELS = 512  # the clickable image is upscaled (nearest) to about this size
@@ -38,20 +36,6 @@ def display_scale(resolution: int) -> int:
 def figure_scale(resolution: int) -> int:
     """Integer upscale factor so each panel of the figure is about PANEL_PIXELS wide."""
     return max(1, PANEL_PIXELS // resolution)
-
-
-def clicked_pixel(generation: Generation, click_index) -> tuple[float, float]:
-    """Gradio's click (x, y) on the clickable (upscaled) image -> generated-image pixel coordinates."""
-    height, width = generation.image.shape[:2]
-    scale = display_scale(width)
-    return display_click_to_pixel(tuple(click_index), (width * scale, height * scale), (width, height))
-
-
-def clickable_image(generation: Generation, views: list[QueryView]) -> np.ndarray:
-    """The generated image upscaled with nearest neighbour, query markers drawn on it."""
-    height, width = generation.image.shape[:2]
-    display = Image.fromarray(upscale_nearest(generation.image, display_scale(width)))
-    return np.asarray(draw_markers(display, views, (width, height)))
 
 
 def describe_queries(generation: Generation, layer: str, views: list[QueryView]) -> str:
