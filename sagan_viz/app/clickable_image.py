@@ -39,7 +39,11 @@ STYLE = f"""
 .sv-picture {{ width: 100%; height: auto; image-rendering: pixelated; cursor: crosshair; user-select: none; }}
 .sv-markers {{ position: absolute; inset: 0; width: 100%; height: 100%; pointer-events: none; }}
 .sv-empty {{ padding: 2em; text-align: center; opacity: 0.7; line-height: 1.4; }}
+.sv-label {{ font-size: var(--block-label-text-size, 0.85em); color: var(--block-label-text-color, #555);
+             margin: 0 0 0.4em 0; line-height: 1.4; }}
 """
+# The label is part of the component's own HTML: Gradio's block label would put a "code" icon beside it.
+TEMPLATE = '<div class="sv-label">${label}</div>${value}'
 EMPTY_TEXT = "Generate an image, then click it to add queries."
 
 
@@ -92,6 +96,6 @@ def clicked_image_pixel(generation: Generation, index) -> tuple[float, float]:
 def clickable_image_component(elem_id: str, label: str, empty_text: str = EMPTY_TEXT,
                               scale: int | None = None) -> gr.HTML:
     """A gr.HTML showing clickable_html values (empty_text until the first); wire its .select like a gr.Image's."""
-    return gr.HTML(f'<div class="sv-empty">{escape(empty_text)}</div>', label=label, show_label=True,
-                   elem_id=elem_id, js_on_load=CLICK_SCRIPT, css_template=STYLE, apply_default_css=False,
-                   container=True, scale=scale)
+    return gr.HTML(f'<div class="sv-empty">{escape(empty_text)}</div>', label=label, show_label=False,
+                   elem_id=elem_id, html_template=TEMPLATE, js_on_load=CLICK_SCRIPT, css_template=STYLE,
+                   apply_default_css=False, container=True, scale=scale)

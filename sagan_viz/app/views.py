@@ -14,7 +14,7 @@ from ..queries import QUERY_COLOURS, QueryView, query_views
 from ..render import attention_grid_image
 
 MODES = ("row", "column", "effect")  # where a query looks / who looks at a key / where attention changes x
-DISPLAY_PIXELS = 512  # the clickable image is upscaled (nearest) to about this size
+DISPLAY_PIXELS = 512  # the clickable image is shown about this wide (the browser scales it up, nearest)
 PANEL_PIXELS = 256  # the figure's panels: 8x a 32-px image, 2x a 128-px one (8x made 1024-px panels, 92 ms a click)
 
 
