@@ -60,7 +60,7 @@ def main_rows(results: dict, memory_target: float, ratio_target: float) -> list[
         f"| {server['callback_ms']['p50']:.1f} / {server['callback_ms']['p95']:.1f} ms | – | – |",
         f"| 5. server: callback + Gradio's postprocessing p50 / p95 "
         f"| {server['total_ms']['p50']:.1f} / {server['total_ms']['p95']:.1f} ms | – | – |",
-        f"| 5. Chromium: click → figure and grid on screen, studio p50 / p95 ({browser['pairs']} clicks per app) "
+        f"| 5. Chromium: click → figure (and its markers) on screen, studio p50 / p95 ({browser['pairs']} clicks per app) "
         f"| {ms['studio']['p50']:.0f} / {ms['studio']['p95']:.0f} ms | – | – |",
         f"| 5. same, trivial Gradio app returning a figure of the same size p50 / p95 "
         f"| {ms['trivial']['p50']:.0f} / {ms['trivial']['p95']:.0f} ms | – | – |",
