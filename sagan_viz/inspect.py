@@ -31,6 +31,9 @@ class LayerCapture:
     key_shape: tuple[int, int]  # (H, W), or pooled (H/2, W/2) for BigGAN-style layers
     gamma: float
     _query_key: tuple[torch.Tensor, torch.Tensor] | None = field(default=None, repr=False)
+    # What other modules derive from this capture, kept for its lifetime (queries.py: each clicked cell's
+    # row and peaks, so a click does not redo the earlier queries' work).
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     def query_key(self) -> tuple[torch.Tensor, torch.Tensor]:
         """g(x_j) (1, N, C_bar) and f(x_i) (1, N_key, C_bar), computed once (about 1/8 of x in size)."""
