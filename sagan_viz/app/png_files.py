@@ -54,7 +54,9 @@ class PngFiles:
     def write(self, image: Image.Image | np.ndarray, name: str = "figure") -> str:
         """Write image as `<name>-<random>.png` and return its path; the oldest files past `keep` are deleted,
         with the figure record written beside each (figure_record.record_path)."""
-        pixels = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image)
+        if isinstance(image, Image.Image):
+            image = image if image.mode == "RGB" else image.convert("RGB")  # convert() would copy an RGB one too
+        pixels = np.asarray(image)
         path = self.folder() / f"{name}-{secrets.token_urlsafe(NAME_BYTES)}.png"
         path.write_bytes(encode_png(np.ascontiguousarray(pixels)))
         with self._lock:
