@@ -190,7 +190,7 @@ async def run_event(client, studio_event, user: User, data: list, event_data=Non
 
 def listed_pixels(details: str) -> list[str]:
     """The '(x, y)' pixel column of the query table in the answer."""
-    return re.findall(r"^\| \d+ \| (\([^)]*\))", details, flags=re.MULTILINE)
+    return re.findall(r"<tr><td>\d+</td><td>(\([^)]*\))</td>", details)
 
 
 def check_answer(user: User, outputs: list, owners: dict[str, int]) -> None:

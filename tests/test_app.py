@@ -71,7 +71,7 @@ def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(s
     assert clickable_parts(second.image) == (picture, [(2.5, 2.5), (29.4, 18.75)])  # same file, a marker per query
     assert not np.array_equal(pixels(first.grid), pixels(second.grid))  # the raw grid of the newest query changed
     assert pixels(second.figure).shape[1] > pixels(first.figure).shape[1]  # one more panel in the figure
-    assert "| 2 |" in second.details
+    assert "<td>2</td>" in second.details
     assert state.queries == []  # callbacks return new state; the old one (another tab's) is untouched
     assert second.download == second.figure  # the download button offers the very file the figure shows
 
@@ -214,7 +214,7 @@ def test_remove_last_drops_the_newest_query_and_clear_drops_them_all(studio):
         *_, state = tab.click(state, "G.attn0", click(x, y))
     oldest_two = state.queries[:2]
     removed = tab.remove_last(state, "G.attn0")
-    assert removed.state.queries == oldest_two and removed.details.count("\n| ") == 3  # rule + two query rows
+    assert removed.state.queries == oldest_two and removed.details.count("<tr>") == 3  # header + two query rows
     cleared = tab.clear(removed.state, "G.attn0")
     assert cleared.state.queries == [] and cleared.grid is None and "click the image to add a query" in cleared.details
     untouched = tab.remove_last(InspectState(), "G.attn0")  # nothing generated yet: every output stays as it is

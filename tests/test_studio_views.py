@@ -38,7 +38,7 @@ def test_column_and_effect_modes_answer_clicks_from_the_same_generation(tiny_che
     *_, state, _, _ = tab.generate(str(tab.default.path), 3, "", 0.4, "ema", None, InspectState())
     *_, state = tab.click(state, "G.attn0", Click(12.5, 12.5))
     display, figure, details, grid, download, recipe, state = tab.change_mode(state, "G.attn0", "column")
-    assert state.mode == "column" and "reverse view" in details and "| 1 |" in details
+    assert state.mode == "column" and "reverse view" in details and "<td>1</td>" in details
     assert recipe is None  # a recipe redraws the paper figure (row view) only
     *_, details, _, _, _, state = tab.change_mode(state, "G.attn0", "effect")
     assert "where attention acts" in details

@@ -36,7 +36,7 @@ class InspectOutputs(NamedTuple):
 
     image: object  # the clickable image: HTML of the picture (a served PNG) and SVG markers
     figure: object  # the paper figure (a PNG path)
-    details: object  # Markdown: the true scale of every map
+    details: object  # HTML: the true scale of every map
     grid: object  # the raw grid of the newest map (a PNG path), or None (also while it is hidden)
     download: object  # the figure's file, offered by the download button
     recipe: object  # the figure's record (a JSON path), or None
@@ -191,7 +191,7 @@ class InspectTab:
         figure = gr.Image(label="Where each query attends (β row, arrows to its peaks)", format="png",
                           interactive=False, elem_id="inspect-figure", buttons=["fullscreen"],
                           show_label=False)
-        details = gr.Markdown(elem_id="inspect-details")
+        details = gr.HTML(elem_id="inspect-details", padding=False)
         show_grid = gr.Checkbox(False, label="Also show the raw β grid of the newest query (one cell per key)",
                                 elem_id="inspect-show-grid")
         grid = gr.Image(label="Raw β grid of the newest query, on the key grid", format="png", interactive=False,
