@@ -217,3 +217,20 @@ def test_an_uploaded_research_checkpoint_is_reported_as_imported(studio):
     assert "1000_G.pth" in message and "heykeetae" in message and "training history" in message
     *_, status = InspectTab(cache, entries, default).generate(str(fixture), 2, "", 0.4, "raw", None, InspectState())
     assert "What was imported" in status and "G.attn1 (32×32 queries" in status
+
+
+def test_a_sagan_viz_model_folds_spectral_norm_and_computes_exactly_what_the_trained_networks_do(tiny_checkpoint):
+    from torch.nn.utils import parametrize
+
+    from sagan_viz.checkpoint import build_networks_from, read_checkpoint
+
+    model = load_checkpoint(tiny_checkpoint, "cpu")
+    trained = dict(zip(("raw", "ema", "D"), build_networks_from(read_checkpoint(tiny_checkpoint))))
+    assert not any(parametrize.is_parametrized(module) for module in model.generators["ema"].modules())
+    assert any(parametrize.is_parametrized(module) for module in trained["ema"].modules())  # as the trainer has them
+    z = torch.randn(3, model.z_dim, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        for weights in ("raw", "ema"):
+            images = model.generators[weights](z, None)
+            assert torch.equal(images, trained[weights](z, None))  # bit for bit, not merely close
+        assert torch.equal(model.discriminator(images, None), trained["D"](images, None))
