@@ -236,3 +236,20 @@ def test_a_model_folder_overwritten_in_place_gets_a_new_digest(tmp_path):
     assert cache.digest(folder) == expected(b"first")
     (folder / "pytorch_model.bin").write_bytes(b"second, longer")  # the folder's own time stays as it was
     assert cache.digest(folder) == expected(b"second, longer")
+
+
+def test_the_raw_grid_is_drawn_only_when_asked_for_and_the_toggle_redraws_nothing_else(studio):
+    entries, default, cache = studio
+    tab = InspectTab(cache, entries, default)
+    *_, state, _, _ = tab.generate(str(default.path), 4, "", 0.4, "ema", None, InspectState())
+    clicked = tab.click(state, "G.attn0", click(20.5, 9.5))
+    assert clicked.grid is None  # off by default: not drawn
+    shown = tab.show_grid(clicked.state, "G.attn0", True)
+    assert shown.grid["visible"] is True and shown.state.show_grid
+    key_cells = clicked.state.generation.layer("G.attn0").key_shape
+    grid = pixels(shown.grid["value"])
+    cell = max(4, 256 // key_cells[1])
+    assert grid.shape[:2] == (key_cells[0] * cell + 1, key_cells[1] * cell + 1)  # one block per key, lines between
+    assert all(output == {"__type__": "update"} for output in (shown.image, shown.figure, shown.details, shown.recipe))
+    hidden = tab.show_grid(shown.state, "G.attn0", False)
+    assert hidden.grid == {"__type__": "update", "value": None, "visible": False} and not hidden.state.show_grid

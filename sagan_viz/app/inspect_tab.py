@@ -132,13 +132,13 @@ class InspectTab:
 
     @shown_to_user
     def show_grid(self, state: InspectState, layer: str | None, shown: bool, request: gr.Request = None):
-        """Show or hide the raw beta grid of the newest query."""
+        """Show or hide the raw beta grid of the newest query; the other outputs stay as they are."""
         state = dataclasses.replace(state, show_grid=bool(shown))
-        if state.generation is None:
-            return InspectOutputs.unchanged()._replace(state=state, grid=gr.update(visible=state.show_grid))
-        outputs = self.render(state, layer, request)
-        grid = gr.update(value=outputs.grid if state.show_grid else None, visible=state.show_grid)
-        return outputs._replace(grid=grid)
+        grid = None
+        if state.show_grid and state.generation is not None:
+            view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode, True)
+            grid = None if view.grid is None else self.files.write_png(request, "inspect", view.grid, "grid")
+        return InspectOutputs.unchanged()._replace(grid=gr.update(value=grid, visible=state.show_grid), state=state)
 
     @shown_to_user
     def remove_last(self, state: InspectState, layer: str | None, request: gr.Request = None):
