@@ -20,11 +20,12 @@ from PIL import Image, ImageDraw
 from .analysis import as_array, find_peaks
 from .attention import SelfAttention
 from .families.interface import LoadedModel
+from .figure_text import draw_text
 from .grid import cell_center, cell_pixel_box, cell_to_index
 from .imaging import upscale_nearest
 from .inspect import Generation
 from .layer_names import network_of
-from .paper_figure import BACKGROUND, TEXT, figure_caption, figure_layout, fitted_font, plain_text, write_lines
+from .paper_figure import BACKGROUND, TEXT, figure_caption, figure_layout, fitted_font, write_lines
 from .queries import QUERY_COLOURS, QueryView, query_view
 from .render import attention_overlay, draw_arrows, draw_markers
 
@@ -280,8 +281,7 @@ def compose_panels(panels: list[Image.Image], captions: list[list[str]], image_s
     draw = ImageDraw.Draw(figure)
     title_font = fitted_font(layout.title_lines, layout.size[0] - 2 * layout.gap, layout.font_size + 1)
     for index, line in enumerate(layout.title_lines):
-        draw.text((layout.gap, layout.gap + index * layout.line_height), plain_text(line, title_font),
-                  font=title_font, fill=TEXT)
+        draw_text(draw, (layout.gap, layout.gap + index * layout.line_height), line, title_font, TEXT)
     font = fitted_font([line for lines in captions for line in lines], layout.panel_size[0], layout.font_size)
     for index, (panel, lines) in enumerate(zip(panels, captions)):
         left, top = layout.panel_origin(index)

@@ -7,7 +7,6 @@ already drawn: a click that adds a fifth query draws one new column and the mark
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import threading
 from collections import OrderedDict
@@ -17,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .analysis import as_array, peaks_mass_share
+from .figure_text import draw_text, figure_font, text_width
 from .imaging import upscale_nearest
 from .inspect import Generation
 from .layer_names import network_of
@@ -25,22 +25,6 @@ from .render import OUTLINE, attention_overlay, draw_arrows, draw_markers
 
 BACKGROUND = (255, 255, 255)
 TEXT = (30, 30, 35)
-
-
-@functools.lru_cache(maxsize=32)  # loading a font file costs ~0.1 ms, and every figure asks for several sizes
-def figure_font(size: int) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans where installed (it has Greek letters), else PIL's default font, at a pixel size."""
-    try:
-        return ImageFont.truetype("DejaVuSans.ttf", size)
-    except OSError:
-        return ImageFont.load_default(size=size)
-
-
-def plain_text(text: str, font: ImageFont.FreeTypeFont) -> str:
-    """Spell Greek and the times sign out for fonts without them (PIL's default font)."""
-    if "DejaVu" in font.getname()[0]:
-        return text
-    return text.replace("β", "beta").replace("γ", "gamma").replace("×", "x").replace("→", "->")
 
 
 @dataclass(frozen=True)
@@ -80,13 +64,6 @@ class FigureLayout:
 def font_size(panel_width: int) -> int:
     """Text size for panels of a given width: about 17 characters per line, 10 to 15 pixels."""
     return int(np.clip(panel_width / 10.5, 10, 15))
-
-
-@functools.lru_cache(maxsize=4096)  # a click's captions repeat the earlier queries' lines: measure each once
-def text_width(text: str, size: int) -> float:
-    """Width in pixels of a line of text as figure_font(size) draws it."""
-    font = figure_font(size)
-    return font.getlength(plain_text(text, font))
 
 
 def wrap_caption(caption: str, width: float, size: int) -> tuple[str, ...]:
@@ -155,7 +132,7 @@ def write_lines(draw, origin, lines: list[str], font, line_height: int, colour=N
             top = y + (line_height - side) // 2 - 1
             draw.rectangle((x, top, x + side, top + side), fill=tuple(colour), outline=OUTLINE)
             indent = line_height
-        draw.text((x + indent, y + index * line_height), plain_text(line, font), font=font, fill=TEXT)
+        draw_text(draw, (x + indent, y + index * line_height), line, font, TEXT)
 
 
 def text_block(lines: list[str], font, line_height: int, width: int, colour=None) -> Image.Image:

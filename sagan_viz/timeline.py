@@ -14,10 +14,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from .families.interface import LoadedModel
+from .figure_text import draw_text, figure_font
 from .grid import rescale_pixels
 from .imaging import upscale_nearest
 from .inspect import Generation
-from .paper_figure import BACKGROUND, TEXT, figure_caption, figure_font, paper_figure
+from .paper_figure import BACKGROUND, TEXT, figure_caption, paper_figure
 from .queries import QueryView, query_views
 from .render import attention_overlay, draw_arrows, draw_markers
 
@@ -70,7 +71,7 @@ def snapshot_column(snapshot: TimelineSnapshot, layer: str, query_count: int, sc
     panel_width, panel_height = width * scale, height * scale
     column = Image.new("RGB", (panel_width, LABEL_HEIGHT + (panel_height + GAP) * (1 + query_count)), BACKGROUND)
     draw = ImageDraw.Draw(column)
-    draw.text((2, 2), "step ?" if snapshot.step is None else f"step {snapshot.step:,}", fill=TEXT, font=figure_font(11))
+    draw_text(draw, (2, 2), "step ?" if snapshot.step is None else f"step {snapshot.step:,}", figure_font(11), TEXT)
     top = LABEL_HEIGHT
     column.paste(draw_markers(Image.fromarray(upscale_nearest(image, scale)), snapshot.views, (width, height)), (0, top))
     key_shape = snapshot.generation.layer(layer).key_shape if layer in snapshot.generation.layers else None

@@ -42,7 +42,8 @@ def test_the_cache_forgets_the_oldest_columns_past_its_capacity():
 
 
 def test_a_title_inset_keeps_the_caption_clear_of_the_top_right_corner():
-    from sagan_viz.paper_figure import figure_layout, text_width
+    from sagan_viz.figure_text import text_width
+    from sagan_viz.paper_figure import figure_layout
 
     query = one_hot_query(0, *CLICKS[0])
     layout = figure_layout((32, 32), 1, 6)

@@ -136,7 +136,7 @@ def test_a_peak_at_the_query_itself_gets_a_ring_around_its_cell():
 def test_text_falls_back_to_plain_letters_for_fonts_without_greek():
     from PIL import ImageFont
 
-    from sagan_viz.paper_figure import plain_text
+    from sagan_viz.figure_text import plain_text
 
     assert plain_text("max β = 3× uniform", ImageFont.load_default(size=12)) == "max beta = 3x uniform"
 
