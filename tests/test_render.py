@@ -8,12 +8,14 @@ from sagan_viz.analysis import Peak
 from sagan_viz.paper_figure import figure_layout, paper_figure
 from sagan_viz.queries import QUERY_COLOURS, QueryView
 from sagan_viz.render import (
+    Painting,
     attention_grid_image,
     attention_overlay,
     colourise,
     draw_arrows,
     draw_markers,
     draw_smoothly,
+    layer_point,
     normalise_for_display,
 )
 
@@ -174,16 +176,24 @@ def test_markers_touch_only_the_pixels_around_them():
     assert tuple(marked[64, 64]) == QUERY_COLOURS[0]
 
 
-def test_draw_smoothly_with_a_plain_paint_function_antialiases_and_leaves_the_rest():
-    display = Image.new("RGB", (40, 30), (0, 0, 0))
+def test_draw_smoothly_covers_each_pixel_in_proportion_and_leaves_the_rest():
+    display = Image.new("RGB", (40, 30), (0, 0, 100))
 
-    def paint(draw, factor):  # a white square from (10, 10) to (20.5, 20): the last column half covered
-        draw.rectangle((10 * factor, 10 * factor, 20.5 * factor - 1, 20 * factor - 1), fill=(255, 255, 255, 255))
+    def paint(draw, factor, origin, ink):  # white from x 10 to 20.5, y 10 to 20; red over its left quarter
+        def box(x0, y0, x1, y1):
+            (left, top), (right, bottom) = layer_point((x0, y0), factor, origin), layer_point((x1, y1), factor, origin)
+            return left, top, right - 1, bottom - 1
+        draw.rectangle(box(10, 10, 20.5, 20), fill=ink((255, 255, 255)))
+        draw.rectangle(box(10, 10, 12.5, 20), fill=ink((255, 0, 0)))
 
-    result = np.asarray(draw_smoothly(display, paint))
+    result = np.asarray(draw_smoothly(display, Painting(paint, (10, 10, 20.5, 20)))).astype(int)
     assert result.shape == (30, 40, 3)
-    assert (result[10:20, 10:20] == 255).all() and 100 < result[15, 20, 0] < 155
-    assert result[:, :10].max() == 0 and result[:, 21:].max() == 0 and result[20:].max() == 0
+    assert (result[10:20, 13:20] == 255).all() and (result[10:20, 10:12] == (255, 0, 0)).all()
+    assert tuple(result[15, 12]) == (255, 128, 128)  # half red, half white (rounded)
+    assert tuple(result[15, 20]) == (128, 128, 178)  # half white, half the blue beneath
+    untouched = np.ones((30, 40), bool)
+    untouched[10:20, 10:21] = False
+    assert (result[untouched] == (0, 0, 100)).all()
 
 
 @pytest.mark.parametrize("compressor", ["default", "zlib"])
