@@ -8,7 +8,8 @@ is a POST to /gradio_api/queue/join and its answer from the /gradio_api/queue/da
 (Inspect's click) one POST to /gradio_api/run/predict; then a GET of the PNG the answer shows (as the
 browser fetches it). Phases, each bounded in time and count:
 
-1. one user at human pace (a click a second, a Generate every 10 s), for a reference;
+1. one user at human pace (a click a second, a Generate every 10 s), for a reference: half of
+   --single-seconds before phase 2 and half after, pooled;
 2. --users users at the same pace for --seconds; targets: p95 click latency <= 1.5x the single user's,
    no errors, no answer from another session;
 3. saturation: the same users clicking as fast as answers come, --saturation-seconds: clicks per second
@@ -260,26 +261,50 @@ async def simulate(url: str, studio: Studio, users: int, seconds: float, paced: 
     return crowd
 
 
-def phase(url: str, studio: Studio, users: int, seconds: float, paced: bool, seed: int, server_pid: int) -> dict:
-    """Run one phase and summarise it; CPU time is counted apart from wall time, as the machine is shared."""
+@dataclass
+class PhaseRun:
+    """What one stretch of simulated use left: its users, and the time and CPU it took."""
+
+    crowd: list[User]
+    seconds: float
+    server_cpu: float
+    client_cpu: float
+    load_before: list[float]
+    load_after: list[float]
+
+
+def run_phase(url: str, studio: Studio, users: int, seconds: float, paced: bool, seed: int, server_pid: int) -> PhaseRun:
+    """Simulate users for seconds; CPU time is counted apart from wall time, as the machine is shared."""
     load_before, started, server_cpu, client_cpu = load(), time.monotonic(), cpu_seconds(server_pid), time.process_time()
     crowd = asyncio.run(simulate(url, studio, users, seconds, paced, seed))
-    elapsed = time.monotonic() - started
-    server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
+    return PhaseRun(crowd, time.monotonic() - started, cpu_seconds(server_pid) - server_cpu,
+                    time.process_time() - client_cpu, load_before, load())
+
+
+def summarise(runs: list[PhaseRun], paced: bool) -> dict:
+    """One phase's summary, pooled over its runs (the one-user reference runs before and after the crowd)."""
+    crowd = [user for run in runs for user in run.crowd]
+    elapsed, server_cpu = sum(run.seconds for run in runs), sum(run.server_cpu for run in runs)
     clicks = [s for user in crowd for s in user.clicks]
     events = len(clicks) + sum(len(user.generates) for user in crowd)
     errors = [e for user in crowd for e in user.errors]
     return {
-        "users": users, "paced": paced, "seconds": round(elapsed, 1),
+        "users": len(runs[0].crowd), "paced": paced, "seconds": round(elapsed, 1),
         "click_ms": summary(clicks), "files_ms": summary([s for user in crowd for s in user.files]),
         "generate_ms": summary([s for user in crowd for s in user.generates]),
         "clicks_per_second": round(len(clicks) / elapsed, 1),
         "server_cpu_ms_per_event": round(1e3 * server_cpu / max(1, events), 1),
-        "server_cpu_share": round(server_cpu / elapsed, 2), "client_cpu_share": round(client_cpu / elapsed, 2),
+        "server_cpu_share": round(server_cpu / elapsed, 2),
+        "client_cpu_share": round(sum(run.client_cpu for run in runs) / elapsed, 2),
         "errors": len(errors), "error_examples": sorted(set(errors))[:5],
         "foreign_answers": sum(user.foreign for user in crowd),
-        "load_before": load_before, "load_after": load(),
+        "load_before": runs[0].load_before, "load_after": runs[-1].load_after,
     }
+
+
+def phase(url: str, studio: Studio, users: int, seconds: float, paced: bool, seed: int, server_pid: int) -> dict:
+    """Run one phase and summarise it."""
+    return summarise([run_phase(url, studio, users, seconds, paced, seed, server_pid)], paced)
 
 
 def idle_memory_probe(rounds: int = 5) -> dict:
@@ -353,8 +378,15 @@ def main() -> None:
             "checkpoint": str(checkpoint.relative_to(REPOSITORY)) if checkpoint.is_relative_to(REPOSITORY) else str(checkpoint),
             "concurrency_override": args.concurrency, "switch_interval_override": args.switch_interval,
             "cpus": os.cpu_count(),
-            "single": phase(url, studio, 1, args.single_seconds, paced=True, seed=1, server_pid=process.pid),
-            "crowd": phase(url, studio, args.users, args.seconds, paced=True, seed=2, server_pid=process.pid),
+        }
+        # The one-user reference is run half before and half after the crowd and pooled, so that the machine's
+        # drift over the run (it is shared) weighs on both sides of the ratio alike.
+        before = run_phase(url, studio, 1, args.single_seconds / 2, paced=True, seed=1, server_pid=process.pid)
+        crowd = run_phase(url, studio, args.users, args.seconds, paced=True, seed=2, server_pid=process.pid)
+        after = run_phase(url, studio, 1, args.single_seconds / 2, paced=True, seed=5, server_pid=process.pid)
+        results |= {
+            "single": summarise([before, after], paced=True),
+            "crowd": summarise([crowd], paced=True),
             "saturation_single": phase(url, studio, 1, args.saturation_seconds / 2, paced=False, seed=3, server_pid=process.pid),
             "saturation": phase(url, studio, args.users, args.saturation_seconds, paced=False, seed=4, server_pid=process.pid),
         }
