@@ -253,3 +253,41 @@ def test_the_raw_grid_is_drawn_only_when_asked_for_and_the_toggle_redraws_nothin
     assert all(output == {"__type__": "update"} for output in (shown.image, shown.figure, shown.details, shown.recipe))
     hidden = tab.show_grid(shown.state, "G.attn0", False)
     assert hidden.grid == {"__type__": "update", "value": None, "visible": False} and not hidden.state.show_grid
+
+
+def test_two_sessions_clicking_at_once_draw_one_at_a_time_and_each_gets_its_own_figure(studio, monkeypatch):
+    import threading
+    import time
+
+    import sagan_viz.app.inspect_tab as inspect_tab
+
+    entries, default, cache = studio
+    tab = InspectTab(cache, entries, default)
+    states = [tab.generate(str(default.path), seed, "", 0.4, "ema", None, InspectState())[6] for seed in (1, 2)]
+    drawing, overlaps = [0], []
+    real_view = inspect_tab.inspect_view
+
+    def watched_view(*args, **kwargs):  # counts the figures being drawn at this moment
+        drawing[0] += 1
+        overlaps.append(drawing[0])
+        time.sleep(0.05)  # long enough for the other session's click to arrive meanwhile
+        try:
+            return real_view(*args, **kwargs)
+        finally:
+            drawing[0] -= 1
+
+    monkeypatch.setattr(inspect_tab, "inspect_view", watched_view)
+    answers = [None, None]
+
+    def session(number: int, x: float) -> None:
+        answers[number] = tab.click(states[number], "G.attn0", click(x, 3.0))
+
+    threads = [threading.Thread(target=session, args=(number, x)) for number, x in ((0, 4.0), (1, 27.0))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == [1, 1]  # the second drawing began only after the first ended
+    assert [answer.state.queries for answer in answers] == [[(4.0, 3.0)], [(27.0, 3.0)]]
+    assert answers[0].figure != answers[1].figure
+    assert not np.array_equal(pixels(answers[0].figure), pixels(answers[1].figure))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -62,6 +63,10 @@ class InspectTab:
         self.default = default
         self.columns = PanelCache()  # figure columns already drawn, shared by this tab's sessions
         self.files = files or StudioFiles()  # each session's PNG files and uploads
+        # Drawing holds the GIL, so two sessions' figures drawn at once only interleave, and both finish late;
+        # one at a time, the first is done sooner and the second no later (README "Several users": 8 users'
+        # p95 about 15% lower).
+        self.drawing = threading.Lock()
 
     def render(self, state: InspectState, layer: str | None, request: gr.Request | None = None):
         """All outputs that depend on (generation, layer, queries, mode), images as PNG files of the session.
@@ -69,6 +74,11 @@ class InspectTab:
         The picture is written once per generation (a click only changes its SVG markers); the raw grid
         is drawn only while it is shown.
         """
+        with self.drawing:
+            return self.render_now(state, layer, request)
+
+    def render_now(self, state: InspectState, layer: str | None, request: gr.Request | None) -> InspectOutputs:
+        """render, with the drawing lock held."""
         view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode, state.show_grid)
         if state.picture is None:  # its own folder, so that clicks' figures never push it out while shown
             state = dataclasses.replace(
