@@ -45,6 +45,13 @@ def test_build_app_lists_every_tiny_checkpoint_and_defaults_to_the_newest_with_a
     assert isinstance(build_app(tiny_checkpoint_dir, device="cpu"), gr.Blocks)
 
 
+def test_the_built_studio_polls_its_idle_queue_every_10_ms_not_every_millisecond(tiny_checkpoint_dir):
+    from sagan_viz.app import QUEUE_IDLE_POLL_SECONDS
+
+    demo = build_app(tiny_checkpoint_dir, device="cpu")
+    assert demo._queue.sleep_when_free == QUEUE_IDLE_POLL_SECONDS  # the attribute Gradio's queue loop sleeps on
+
+
 def test_generate_then_clicks_answer_from_stored_beta_without_running_networks(studio, monkeypatch):
     entries, default, cache = studio
     tab = InspectTab(cache, entries, default)
