@@ -16,6 +16,13 @@ PANEL_SCALE = 6  # display pixels per generated pixel in every panel, whatever t
 TITLE_INSET = 44
 
 
+def panel_caption(title: str, described: str) -> str:
+    """title · described, without the parts of described that title already says (a checkpoint's label
+    names its step, and so does figure_caption)."""
+    said = title.split(" · ")
+    return " · ".join(said + [part for part in described.split(" · ") if part not in said])
+
+
 def comparison_panel(generation: Generation, layer: str, pixels, title: str, columns: PanelCache | None = None,
                      scale: int = PANEL_SCALE, max_peaks: int = 3) -> Image.Image:
     """generation's figure at pixels (its own image's coordinates), titled; without that layer it says so.
@@ -23,7 +30,7 @@ def comparison_panel(generation: Generation, layer: str, pixels, title: str, col
     columns: figure columns drawn before (a click then draws one new column per panel).
     """
     if layer in generation.layers:
-        caption = f"{title} · {figure_caption(generation, layer)}"
+        caption = panel_caption(title, figure_caption(generation, layer))
         views = query_views(generation, layer, pixels, max_peaks)
         return paper_figure(generation.image, views, generation.layers[layer].key_shape, scale=scale, caption=caption,
                             cache=columns, title_inset=TITLE_INSET)
