@@ -16,7 +16,7 @@ from sagan_viz.app.clickable_image import Marker, clickable_html, query_markers
 from sagan_viz.app.compare_tab import CompareOutputs, CompareTab
 from sagan_viz.app.dynamics_tab import DynamicsTab
 from sagan_viz.app.inspect_tab import InspectTab
-from sagan_viz.app.state import CompareState, InspectState, add_query
+from sagan_viz.app.state import CompareState, InspectState, add_query, newest_slot, remove_newest_query
 from sagan_viz.devices import resolve_device
 from sagan_viz.queries import QUERY_COLOURS
 
@@ -170,11 +170,47 @@ def test_clickable_html_marks_each_point_in_its_colour_over_the_served_picture()
     assert 'viewBox="0 0 32 16"' in html and 'width="32" height="16"' in html  # markers in image pixels
 
 
-def test_at_most_five_queries_are_kept_newest_last():
-    queries = []
+def test_past_five_queries_a_click_takes_the_oldest_one_s_slot_and_the_others_keep_theirs():
+    state = InspectState()
     for index in range(7):
-        queries = add_query(queries, (index, index))
-    assert queries == [(i, i) for i in range(2, 7)]
+        state = add_query(state, (index, index))
+    assert state.queries == [(5, 5), (6, 6), (2, 2), (3, 3), (4, 4)]  # 5 and 6 took the slots of 0 and 1
+    assert state.recency == (2, 3, 4, 0, 1) and newest_slot(state) == 1
+    removed = remove_newest_query(state)  # (6, 6) goes; the queries after its slot move up one
+    assert removed.queries == [(5, 5), (2, 2), (3, 3), (4, 4)] and newest_slot(removed) == 0
+    again = add_query(removed, (9, 9))  # a free slot again: appended
+    assert again.queries == [(5, 5), (2, 2), (3, 3), (4, 4), (9, 9)] and again.recency == (1, 2, 3, 0, 4)
+    assert add_query(again, (8, 8)).queries[1] == (8, 8)  # then the oldest, (2, 2), makes room
+    assert remove_newest_query(InspectState()) == InspectState()
+
+
+def test_a_sixth_click_redraws_one_panel_and_leaves_the_other_queries_as_they_were(studio, monkeypatch):
+    import sagan_viz.paper_figure as paper_figure_module
+    from sagan_viz.app.views import figure_scale
+    from sagan_viz.paper_figure import figure_layout
+
+    entries, default, cache = studio
+    tab = InspectTab(cache, entries, default)
+    state = tab.generate(str(default.path), 3, "", 0.4, "ema", None, InspectState(show_grid=True))[6]
+    for x, y in ((2.5, 2.5), (12.5, 6.5), (22.5, 10.5), (6.5, 20.5), (28.5, 28.5)):
+        five = tab.click(state, "G.attn0", click(x, y))
+        state = five.state
+    drawn = []
+    real_column = paper_figure_module.query_column
+    monkeypatch.setattr(paper_figure_module, "query_column", lambda *a: drawn.append(a[1].pixel) or real_column(*a))
+    six = tab.click(state, "G.attn0", click(16.5, 24.5))
+    assert drawn == [(16.5, 24.5)]  # one new panel; the other four came from the cache
+    assert six.state.queries[0] == (16.5, 24.5) and six.state.queries[1:] == five.state.queries[1:]
+    assert clickable_parts(six.image)[1] == [(16.5, 24.5), *clickable_parts(five.image)[1][1:]]  # a marker per slot
+    before, after = pixels(five.figure), pixels(six.figure)
+    assert before.shape == after.shape  # still five panels
+    changed_columns = np.flatnonzero((before != after).any(axis=(0, 2)))
+    layout = figure_layout((32, 32), 5, figure_scale(32))
+    assert changed_columns.max() < layout.panel_origin(2)[0]  # only the image's markers and panel 1 changed
+    assert np.array_equal(pixels(six.grid), pixels(tab.show_grid(six.state, "G.attn0", True).grid["value"]))
+    newest_alone = tab.clear(six.state, "G.attn0").state
+    newest_alone = tab.click(newest_alone, "G.attn0", click(16.5, 24.5)).state
+    assert np.array_equal(pixels(six.grid), pixels(tab.render(newest_alone, "G.attn0").grid))  # grid of the newest
 
 
 def test_png_files_keep_only_the_newest_and_read_back_exactly(tmp_path):

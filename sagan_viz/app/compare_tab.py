@@ -159,7 +159,7 @@ class CompareTab:
         if not state.generations:
             raise ValueError("press Compare first")
         pixel = clicked_image_pixel(state.generations[0], event.index)
-        return self.panels(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
+        return self.panels(add_query(state, pixel), layer, request)
 
     @shown_to_user
     def rerender(self, state: CompareState, layer: str, request: gr.Request = None):
@@ -171,7 +171,7 @@ class CompareTab:
     @shown_to_user
     def clear(self, state: CompareState, layer: str, request: gr.Request = None):
         """Drop every query in every panel."""
-        return self.rerender(dataclasses.replace(state, queries=[]), layer, request)
+        return self.rerender(dataclasses.replace(state, queries=[], recency=()), layer, request)
 
     def build(self) -> None:
         """Create the components inside the current gr.Blocks and wire the events."""

@@ -15,7 +15,7 @@ from .clickable_image import clickable_html, clickable_image_component, clicked_
 from .controls import checkpoint_choices, generate_from_controls, generation_controls, model_option_updates
 from .errors import shown_to_user
 from .session_files import StudioFiles
-from .state import InspectState, add_query
+from .state import InspectState, add_query, newest_slot, remove_newest_query
 from .views import figure_scale, inspect_view
 
 
@@ -79,7 +79,8 @@ class InspectTab:
 
     def render_now(self, state: InspectState, layer: str | None, request: gr.Request | None) -> InspectOutputs:
         """render, with the drawing lock held."""
-        view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode, state.show_grid)
+        view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode, state.show_grid,
+                            newest_slot(state))
         if state.picture is None:  # its own folder, so that clicks' figures never push it out while shown
             state = dataclasses.replace(
                 state, picture=self.files.write_png(request, "inspect-picture", state.generation.image, "image"))
@@ -123,7 +124,7 @@ class InspectTab:
         if state.generation is None:
             raise ValueError("generate an image first")
         pixel = clicked_image_pixel(state.generation, event.index)
-        return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
+        return self.render(add_query(state, pixel), layer, request)
 
     @shown_to_user
     def change_layer(self, state: InspectState, layer: str | None, request: gr.Request = None):
@@ -146,7 +147,8 @@ class InspectTab:
         state = dataclasses.replace(state, show_grid=bool(shown))
         grid = None
         if state.show_grid and state.generation is not None:
-            view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode, True)
+            view = inspect_view(state.generation, layer or None, state.queries, self.columns, state.mode, True,
+                                newest_slot(state))
             grid = None if view.grid is None else self.files.write_png(request, "inspect", view.grid, "grid")
         return InspectOutputs.unchanged()._replace(grid=gr.update(value=grid, visible=state.show_grid), state=state)
 
@@ -155,14 +157,14 @@ class InspectTab:
         """Drop the newest query."""
         if state.generation is None:
             return InspectOutputs.unchanged()
-        return self.render(dataclasses.replace(state, queries=state.queries[:-1]), layer, request)
+        return self.render(remove_newest_query(state), layer, request)
 
     @shown_to_user
     def clear(self, state: InspectState, layer: str | None, request: gr.Request = None):
         """Drop every query."""
         if state.generation is None:
             return InspectOutputs.unchanged()
-        return self.render(dataclasses.replace(state, queries=[]), layer, request)
+        return self.render(dataclasses.replace(state, queries=[], recency=()), layer, request)
 
     @shown_to_user
     def upload(self, path: str | None, request: gr.Request = None):
@@ -191,7 +193,8 @@ class InspectTab:
                 generate = gr.Button("Generate", variant="primary", elem_id="inspect-generate")
                 status = gr.Markdown(elem_id="inspect-status")
             with gr.Column(scale=2):
-                image = clickable_image_component("inspect-image", "Click a pixel to add a query (up to 5)")
+                image = clickable_image_component(
+                    "inspect-image", "Click a pixel to add a query (up to 5; the next takes the oldest one's place)")
                 with gr.Row():
                     remove = gr.Button("Remove last query", size="sm")
                     clear = gr.Button("Clear queries", size="sm", elem_id="inspect-clear")

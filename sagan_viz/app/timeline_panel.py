@@ -21,7 +21,8 @@ class TimelineState:
     """One user's timeline: the run's generations on one z, oldest first, and the clicked queries."""
 
     generations: list[Generation] = field(default_factory=list)
-    queries: list[tuple[float, float]] = field(default_factory=list)  # pixels (x, y) of the newest generation
+    queries: list[tuple[float, float]] = field(default_factory=list)  # pixels (x, y) of the newest generation, by slot
+    recency: tuple[int, ...] = ()  # the queries' slots, oldest first (state.add_query)
     picture: str | None = None  # the served PNG of the newest generation's image (written once per timeline)
 
 
@@ -77,14 +78,14 @@ class TimelinePanel:
         if not state.generations:
             raise ValueError("press Show timeline first")
         pixel = clicked_image_pixel(state.generations[-1], event.index)
-        return self.render(dataclasses.replace(state, queries=add_query(state.queries, pixel)), layer, request)
+        return self.render(add_query(state, pixel), layer, request)
 
     @shown_to_user
     def clear(self, state: TimelineState, layer: str | None, request: gr.Request = None):
         """Drop every query."""
         if not state.generations:
             return (gr.skip(),) * 4
-        return self.render(dataclasses.replace(state, queries=[]), layer, request)
+        return self.render(dataclasses.replace(state, queries=[], recency=()), layer, request)
 
     def build(self, demo: gr.Blocks, checkpoint: gr.Dropdown, layer_names: list[str]) -> None:
         """Create the components in the current gr.Blocks; the timeline fills on page load."""

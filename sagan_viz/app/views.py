@@ -106,22 +106,24 @@ def effect_view(generation: Generation, layer: str) -> tuple[QueryView, str]:
     return view, details
 
 
-def newest_grid(views: list[QueryView], wanted: bool) -> np.ndarray | None:
-    """The raw grid of the newest view's map, one block of at least 4 pixels per cell (about 256 px wide)."""
+def newest_grid(views: list[QueryView], wanted: bool, newest: int | None = None) -> np.ndarray | None:
+    """The raw grid of the newest view's map (views[newest]; the last without), one block of at least 4 pixels
+    per cell (about 256 px wide)."""
     if not wanted or not views:
         return None
-    attention_map = views[-1].attention_map
+    attention_map = views[-1 if newest is None or newest >= len(views) else newest].attention_map
     return attention_grid_image(attention_map, cell_pixels=max(4, 256 // attention_map.shape[1]))
 
 
 def inspect_view(generation: Generation, layer: str | None, pixels, columns: PanelCache | None = None,
-                 mode: str = "row", with_grid: bool = True) -> InspectView:
+                 mode: str = "row", with_grid: bool = True, newest: int | None = None) -> InspectView:
     """Assemble the Inspect tab's panels; a model without attention shows the image and says so.
 
     mode "row": each pixel is a query and its map the beta row; "column": each pixel is a key and its map
     the beta column on the query grid; "effect": one map of where attention changes the features.
     columns: query columns of the figure drawn before (a click then draws only the new query's column).
     with_grid: draw the raw grid of the newest map (the studio does only while it is shown).
+    newest: which of pixels was clicked last (state.add_query reuses slots; default the last).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -138,13 +140,13 @@ def inspect_view(generation: Generation, layer: str | None, pixels, columns: Pan
     capture = generation.layer(layer)
     scale, caption = figure_scale(generation.image.shape[1]), figure_caption(generation, layer)
     if mode != "row":
-        return other_view(generation, layer, pixels, mode, scale, caption, columns, with_grid)
+        return other_view(generation, layer, pixels, mode, scale, caption, columns, with_grid, newest)
     figure = paper_figure(generation.image, views, capture.key_shape, scale=scale, caption=caption, cache=columns)
-    return InspectView(views, figure, describe_queries(generation, layer, views), newest_grid(views, with_grid))
+    return InspectView(views, figure, describe_queries(generation, layer, views), newest_grid(views, with_grid, newest))
 
 
 def other_view(generation: Generation, layer: str, pixels, mode: str, scale: int, caption: str,
-               columns: PanelCache | None, with_grid: bool) -> InspectView:
+               columns: PanelCache | None, with_grid: bool, newest: int | None = None) -> InspectView:
     """The reverse ("column") or attention-effect ("effect") panels of inspect_view."""
     capture = generation.layer(layer)
     grid_lines = [f"queries {capture.query_shape[0]}×{capture.query_shape[1]}"]
@@ -157,4 +159,4 @@ def other_view(generation: Generation, layer: str, pixels, mode: str, scale: int
         views, markers = [effect], []
     figure = paper_figure(generation.image, views, capture.query_shape, scale=scale, caption=caption, cache=columns,
                           image_lines=grid_lines + ["keys clicked" if mode == "column" else "", ""])
-    return InspectView(markers, figure, details, newest_grid(views, with_grid))
+    return InspectView(markers, figure, details, newest_grid(views, with_grid, newest if mode == "column" else None))
