@@ -21,7 +21,8 @@ The p95 ratio is also given against one user clicking back to back, and the run 
 memory left untouched for a second is to read again (a 50 MB array summed hot and after 1 s idle): on this
 project's virtual machine it is several times slower, which makes a lone human-paced user's clicks slower
 than a crowd's, whose clicks keep the server's memory warm. An
-answer is from another session when its query table does not list exactly this user's own clicks, or
+answer is from another session when its query table does not list exactly this user's own clicks (five
+slots, a sixth click taking the oldest one's), or
 its files are not in the folder of this user's earlier files, or that folder is another user's.
 Prints a Markdown table, writes benchmarks/results/load.json (load averages included: the machine is shared).
 """
@@ -196,7 +197,10 @@ def listed_pixels(details: str) -> list[str]:
 
 def check_answer(user: User, outputs: list, owners: dict[str, int]) -> None:
     """Count the answer as foreign unless it lists exactly this user's queries in this user's folder."""
-    expected = [f"({x:.0f}, {y:.0f})" for x, y in user.pixels[-5:]]
+    # Five slots; the sixth click on takes the oldest one's slot, so slot i shows the newest click numbered i mod 5.
+    clicks = len(user.pixels)
+    shown = [user.pixels[max(j for j in range(clicks) if j % 5 == slot)] for slot in range(min(clicks, 5))]
+    expected = [f"({x:.0f}, {y:.0f})" for x, y in shown]
     folders = {str(Path(item["path"]).parent) for item in outputs if isinstance(item, dict) and "path" in item}
     user.folder = user.folder or next(iter(folders), None)
     owner = owners.setdefault(user.folder, user.number)
