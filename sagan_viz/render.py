@@ -158,8 +158,8 @@ def paint_smoothly_into(result: Image.Image, painting: Painting) -> None:
 
     The shapes are painted as palette labels, one byte a pixel, only over the painting's box; each pixel then
     gets every colour in exact proportion to the share of it that colour covers, and the image beneath
-    the uncovered rest (Image.reduce is a box filter). One byte, not four, per supersampled pixel: the
-    arrows of a click cost a third of what an RGBA layer did (measured, README "Several users").
+    the uncovered rest (Image.reduce is a box filter). One byte, not four, per supersampled pixel:
+    a click's arrows and markers took 20-25% less time than with an RGBA layer (measured, README "Many users").
     """
     region = painted_region(result, painting)
     if region is None:

@@ -64,7 +64,7 @@ class InspectTab:
         self.columns = PanelCache()  # figure columns already drawn, shared by this tab's sessions
         self.files = files or StudioFiles()  # each session's PNG files and uploads
         # Drawing holds the GIL, so two sessions' figures drawn at once only interleave, and both finish late;
-        # one at a time, the first is done sooner and the second no later (README "Several users": 8 users'
+        # one at a time, the first is done sooner and the second no later (README "Many users": 8 users'
         # p95 about 15% lower).
         self.drawing = threading.Lock()
 
