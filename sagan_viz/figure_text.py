@@ -2,8 +2,9 @@
 
 PIL's draw.text lays out and renders every glyph of a line again on every call (FreeType runs each glyph's
 hinting program; Raqm shapes the line): a click's four caption lines took 1.1 ms back to back and 17 ms a
-second after the last click; stamped from cached glyphs, 0.11 and 7 ms (measured, README "Many users"). A figure's text uses a few dozen
-characters, so each (font, character) is rendered once and a line is stamped from those coverage masks.
+second after the last click; stamped from cached glyphs, 0.11 and 7 ms (measured, README "Many users").
+A figure's text uses a few dozen characters, so each (font, character) is rendered once and a line is
+stamped from those coverage masks.
 Glyphs sit at whole pixels along the sum of their advances; kerning is not applied, and text_width measures
 the same way, so text fitted with it fits as drawn.
 """
