@@ -196,7 +196,7 @@ class InspectTab:
                 image = clickable_image_component(
                     "inspect-image", "Click a pixel to add a query (up to 5; the next takes the oldest one's place)")
                 with gr.Row():
-                    remove = gr.Button("Remove last query", size="sm")
+                    remove = gr.Button("Remove newest query", size="sm")
                     clear = gr.Button("Clear queries", size="sm", elem_id="inspect-clear")
                     download = gr.DownloadButton("Download figure (PNG)", size="sm", elem_id="inspect-download")
                     recipe = gr.DownloadButton("Figure recipe (JSON)", size="sm", elem_id="inspect-recipe")
